@@ -1,0 +1,43 @@
+/*
+ * conf: the INI config (design.md §6) parsed from a string into a validated struct conf.
+ * Pure: the caller reads the file. Errors name the file and line.
+ */
+#ifndef DANMAKUD_CONF_H
+#define DANMAKUD_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONF_MAX_SERVERS 64
+
+struct conf_room {
+	int64_t id;
+	char *label; /* NULL when empty */
+};
+
+struct conf {
+	/* [recorder] */
+	char *database;       /* NULL: not set */
+	int flush_ms;         /* -1: not set */
+	/* [douyu] */
+	char *servers[CONF_MAX_SERVERS];
+	size_t n_servers;
+	int heartbeat_s;      /* -1: not set */
+	/* [rooms] */
+	struct conf_room *rooms;
+	size_t n_rooms;
+};
+
+void conf_init(struct conf *c);
+void conf_finish(struct conf *c);
+
+/*
+ * Parse text[0..len) (file names the source in messages). Unknown sections or keys, bad
+ * values, duplicate rooms are errors. Returns 0, or -EINVAL with "FILE:LINE: reason" in err,
+ * or -ENOMEM. On error c is left as conf_init made it.
+ */
+int conf_parse(struct conf *c, const char *file, const char *text, size_t len, char *err,
+	       size_t errlen);
+
+#endif

@@ -1,0 +1,30 @@
+/*
+ * record: one decoded message on its way from a platform module to the store.
+ *
+ * A record only borrows its strings: they stay valid until the callback that delivered it
+ * returns. store_append() copies what it keeps.
+ */
+#ifndef DANMAKUD_RECORD_H
+#define DANMAKUD_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct record {
+	int64_t room_id;    /* the room this connection records */
+	int64_t ts;         /* receive time, unix epoch ms */
+	int64_t session_id; /* sessions.id of the connection that received it */
+	const char *type;   /* NUL-terminated, never NULL ("" when the message had no type) */
+	bool has_uid;
+	int64_t uid;
+	const char *nick; /* NULL when absent */
+	bool has_level;
+	int64_t level;
+	const char *text; /* chat text for chat messages, else NULL */
+	const char *cid;  /* platform's unique message id, NULL when it has none */
+	const char *data; /* JSON object with every field of the message, valid UTF-8 */
+	size_t data_len;
+};
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * store: the SQLite database: open, pragmas, schema and migrations, a write queue and the
+ * batched flush. No libuv: the recorder calls store_flush() from its flush timer.
+ *
+ * Every write (rooms, sessions, messages) is queued in memory in arrival order and committed
+ * by store_flush() in one transaction per call. Session ids are allocated here, at queue time,
+ * so a locked or full database never blocks or fails the caller: the queue is kept and
+ * retried, up to max_queue_bytes; past that, messages are dropped and counted (session rows
+ * are never dropped).
+ */
+#ifndef DANMAKUD_STORE_H
+#define DANMAKUD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "record.h"
+
+#define STORE_SCHEMA_VERSION 1
+
+struct store;
+
+struct store_options {
+	size_t max_queue_bytes;   /* 0: default 256 MiB */
+	int busy_timeout_ms;      /* small: a busy wait blocks the loop. default 0 */
+};
+
+struct store_stats {
+	uint64_t queued_rows;     /* rows waiting (all kinds) */
+	uint64_t queued_bytes;
+	uint64_t committed;       /* message rows inserted */
+	uint64_t duplicates;      /* message rows ignored by the (room_id, cid) unique index */
+	uint64_t dropped;         /* message rows dropped because the queue was full */
+	uint64_t failed_flushes;
+};
+
+/*
+ * Open (create) the database at path, set WAL + synchronous=NORMAL, create or migrate the
+ * schema (PRAGMA user_version) in one transaction, prepare statements. opt may be NULL.
+ * Returns 0 or a negative errno with a message in err.
+ */
+int store_open(const char *path, const struct store_options *opt, struct store **out, char *err,
+	       size_t errlen);
+/* Close the database. Queued rows that were not flushed are lost: flush first. NULL ok. */
+void store_close(struct store *s);
+
+/* Queue "this room exists" (INSERT, label updated if given). Returns 0 or -ENOMEM. */
+int store_room(struct store *s, int64_t room_id, const char *label, int64_t now_ms);
+/* Queue a new sessions row; returns its id (> 0) or a negative errno. */
+int64_t store_session_begin(struct store *s, int64_t room_id, const char *server, int64_t ts);
+/* Queue joined_at for a session. */
+int store_session_joined(struct store *s, int64_t session_id, int64_t ts);
+/* Queue the end of a session: ended_at, end_reason, messages. */
+int store_session_end(struct store *s, int64_t session_id, int64_t ts, const char *reason,
+		      int64_t messages);
+/* Copy a message into the queue. Returns 0, or -ENOBUFS when the queue bound is reached
+ * (the row is dropped and counted), or -ENOMEM. */
+int store_append(struct store *s, const struct record *rec);
+
+/*
+ * Commit queued rows, oldest first, in one BEGIN IMMEDIATE ... COMMIT, stopping after
+ * max_rows rows (0: no limit). Returns 0 when the queue is empty afterwards, -EAGAIN when rows
+ * remain (call again on a later loop turn), or an error with the queue kept intact:
+ * -EBUSY (database locked), -ENOSPC (disk or database full), -EIO / -EROFS / -EPERM (see
+ * store_last_error).
+ */
+int store_flush(struct store *s, size_t max_rows);
+
+void store_get_stats(const struct store *s, struct store_stats *out);
+const char *store_last_error(const struct store *s); /* never NULL */
+
+#endif
