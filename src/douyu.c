@@ -1,0 +1,432 @@
+/*
+ * douyu: the Douyu platform. Packs client packets, reassembles server packets from a byte
+ * stream cut anywhere, maps decoded STT messages to records and, as douyu_platform, runs the
+ * per-connection protocol (login, joingroup after loginres, heartbeats, logout) for room.c.
+ * Whole packets are parsed straight from the caller's bytes; only an incomplete tail is
+ * copied, so the usual websocket message (one or more whole packets) is never copied.
+ */
+#include "douyu.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "platform.h"
+
+/* ---- packing ---- */
+
+static inline void put_u32le(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static inline uint32_t get_u32le(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int douyu_pack(struct buf *out, uint16_t type, const char *body, size_t len)
+{
+	if (len > DOUYU_MAX_LEN - 9)
+		return -EMSGSIZE;
+	int rc = buf_reserve(out, DOUYU_HDR_LEN + len + 1);
+	if (rc < 0)
+		return rc;
+	uint8_t *p = buf_head(out) + out->len;
+	/* The length counts from the second length field to the NUL (douyu-protocol.md §2.1). */
+	uint32_t l = (uint32_t)(8 + len + 1);
+	put_u32le(p, l);
+	put_u32le(p + 4, l);
+	p[8] = (uint8_t)type;
+	p[9] = (uint8_t)(type >> 8);
+	p[10] = 0;
+	p[11] = 0;
+	if (len)
+		memcpy(p + DOUYU_HDR_LEN, body, len);
+	p[DOUYU_HDR_LEN + len] = 0;
+	out->len += DOUYU_HDR_LEN + len + 1;
+	return 0;
+}
+
+static int pack_text(struct buf *out, const char *body)
+{
+	return douyu_pack(out, DOUYU_TYPE_C2S, body, strlen(body));
+}
+
+int douyu_pack_login(struct buf *out, int64_t room_id)
+{
+	char body[64];
+	snprintf(body, sizeof(body), "type@=loginreq/roomid@=%" PRId64 "/", room_id);
+	return pack_text(out, body);
+}
+
+int douyu_pack_joingroup(struct buf *out, int64_t room_id)
+{
+	char body[80];
+	/* gid -9999 is the "massive danmaku" group that gets all of the room's messages (§4.1). */
+	snprintf(body, sizeof(body), "type@=joingroup/rid@=%" PRId64 "/gid@=-9999/", room_id);
+	return pack_text(out, body);
+}
+
+int douyu_pack_heartbeat(struct buf *out)
+{
+	return pack_text(out, "type@=mrkl/");
+}
+
+int douyu_pack_logout(struct buf *out)
+{
+	return pack_text(out, "type@=logout/");
+}
+
+/* ---- reassembly ---- */
+
+void douyu_reader_init(struct douyu_reader *r)
+{
+	memset(r, 0, sizeof(*r));
+	buf_init(&r->pending);
+}
+
+void douyu_reader_finish(struct douyu_reader *r)
+{
+	buf_finish(&r->pending);
+	douyu_reader_init(r);
+}
+
+/*
+ * Total size of the packet whose first avail bytes are at p: 0 when fewer than the two
+ * length fields are there, -EPROTO when they are inconsistent.
+ */
+static long long frame_size(const uint8_t *p, size_t avail)
+{
+	if (avail < 8)
+		return 0;
+	uint32_t l1 = get_u32le(p), l2 = get_u32le(p + 4);
+	if (l1 != l2 || l1 < 9 || l1 > DOUYU_MAX_LEN)
+		return -EPROTO;
+	return (long long)l1 + 4;
+}
+
+/* One complete, well-framed packet of size bytes. */
+static int deliver(struct douyu_reader *r, const uint8_t *p, size_t size, douyu_packet_cb cb,
+		   void *user_data)
+{
+	unsigned type = (unsigned)p[8] | (unsigned)p[9] << 8;
+	const char *body = (const char *)p + DOUYU_HDR_LEN;
+	size_t blen = size - DOUYU_HDR_LEN - 1;
+	/* A bad packet is skipped, not fatal: its length was sane, so the stream is still in step. */
+	if (type != DOUYU_TYPE_S2C || p[size - 1] != 0 || memchr(body, 0, blen)) {
+		r->skipped++;
+		return 0;
+	}
+	r->packets++;
+	return cb(user_data, body, blen);
+}
+
+int douyu_reader_feed(struct douyu_reader *r, const uint8_t *data, size_t len, douyu_packet_cb cb,
+		      void *user_data)
+{
+	struct buf *pend = &r->pending;
+	/* First finish the packet left over from the previous call, copying only what it lacks. */
+	while (pend->len > 0) {
+		long long size = frame_size(buf_head(pend), pend->len);
+		if (size < 0) {
+			buf_clear(pend);
+			return (int)size;
+		}
+		size_t want = size > 0 ? (size_t)size : 8;
+		if (pend->len < want) {
+			size_t take = want - pend->len < len ? want - pend->len : len;
+			int rc = buf_append(pend, data, take);
+			if (rc < 0)
+				return rc;
+			data += take;
+			len -= take;
+			if (pend->len < want)
+				return 0;
+			if (size == 0)
+				continue; /* the lengths are complete: check them, then take the rest */
+		}
+		int rc = deliver(r, buf_head(pend), pend->len, cb, user_data);
+		buf_clear(pend);
+		if (rc < 0)
+			return rc;
+	}
+	/* Fast path: whole packets straight from the input. */
+	while (len > 0) {
+		long long size = frame_size(data, len);
+		if (size < 0)
+			return (int)size;
+		if (size == 0 || (size_t)size > len)
+			break;
+		int rc = deliver(r, data, (size_t)size, cb, user_data);
+		if (rc < 0)
+			return rc;
+		data += size;
+		len -= (size_t)size;
+	}
+	if (len > 0)
+		return buf_append(pend, data, len);
+	return 0;
+}
+
+/* ---- records ---- */
+
+/* Strict decimal int64: optional '-', at least one digit, nothing else, no overflow. */
+static bool parse_i64(const char *s, int64_t *out)
+{
+	if (!s)
+		return false;
+	bool neg = *s == '-';
+	if (neg)
+		s++;
+	if (!*s)
+		return false;
+	uint64_t v = 0;
+	uint64_t lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return false;
+		unsigned d = (unsigned)(*s - '0');
+		if (v > (lim - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*out = neg ? (int64_t)(0 - v) : (int64_t)v;
+	return true;
+}
+
+static inline bool key_is(const struct stt_pair *p, const char *k, size_t kl)
+{
+	return p->key_len == kl && memcmp(p->key, k, kl) == 0;
+}
+
+int douyu_record(const struct stt *s, int64_t room_id, struct buf *json, struct record *rec,
+		 size_t *replaced)
+{
+	/* One pass over the pairs; the first occurrence of each key wins, like stt_get. */
+	const char *type = NULL, *uid = NULL, *nn = NULL, *level = NULL, *txt = NULL, *cid = NULL;
+	for (size_t i = 0; i < s->n; i++) {
+		const struct stt_pair *p = &s->pairs[i];
+		const char **slot = NULL;
+		switch (p->key_len) {
+		case 2:
+			if (key_is(p, "nn", 2))
+				slot = &nn;
+			break;
+		case 3:
+			if (key_is(p, "uid", 3))
+				slot = &uid;
+			else if (key_is(p, "txt", 3))
+				slot = &txt;
+			else if (key_is(p, "cid", 3))
+				slot = &cid;
+			break;
+		case 4:
+			if (key_is(p, "type", 4))
+				slot = &type;
+			break;
+		case 5:
+			if (key_is(p, "level", 5))
+				slot = &level;
+			break;
+		}
+		if (slot && !*slot)
+			*slot = p->val;
+	}
+	rec->room_id = room_id;
+	rec->type = type ? type : "";
+	rec->has_uid = parse_i64(uid, &rec->uid);
+	if (!rec->has_uid)
+		rec->uid = 0;
+	rec->nick = nn;
+	rec->has_level = parse_i64(level, &rec->level);
+	if (!rec->has_level)
+		rec->level = 0;
+	bool chat = type && strcmp(type, "chatmsg") == 0;
+	rec->text = chat ? txt : NULL;
+	rec->cid = chat && cid && *cid ? cid : NULL;
+
+	buf_clear(json);
+	int rc = stt_to_json(s, json, replaced);
+	if (rc == 0)
+		rc = buf_reserve(json, 1);
+	if (rc < 0) {
+		rec->data = NULL;
+		rec->data_len = 0;
+		return rc;
+	}
+	/* NUL-terminate for convenience; the terminator is not part of data_len. */
+	buf_head(json)[json->len] = 0;
+	rec->data = (const char *)buf_head(json);
+	rec->data_len = json->len;
+	return 0;
+}
+
+bool douyu_other_room(const struct stt *s, int64_t room_id)
+{
+	int64_t rid;
+	/* Broadcasts carry rid=0: they reach every room and stay this room's. */
+	return parse_i64(stt_get(s, "rid"), &rid) && rid != 0 && rid != room_id;
+}
+
+/* ---- the platform ---- */
+
+struct platform_session {
+	struct douyu_reader reader;
+	struct stt stt;
+	struct buf json;
+	int64_t room_id;
+	bool joined;
+	uint64_t rejected; /* packets stt_decode refused (too many pairs) */
+	const struct platform_events *ev;
+	void *user_data;
+	/* Valid during feed only. */
+	int64_t now_ms;
+	int64_t session_id;
+	struct buf *out;
+};
+
+static const char *const douyu_servers[] = {
+	"wss://danmuproxy.douyu.com:8501/", "wss://danmuproxy.douyu.com:8502/",
+	"wss://danmuproxy.douyu.com:8503/", "wss://danmuproxy.douyu.com:8504/",
+	"wss://danmuproxy.douyu.com:8505/", "wss://danmuproxy.douyu.com:8506/",
+	NULL,
+};
+
+static int session_create(int64_t room_id, const struct platform_events *ev, void *user_data,
+			  struct platform_session **out)
+{
+	struct platform_session *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	douyu_reader_init(&s->reader);
+	stt_init(&s->stt);
+	buf_init(&s->json);
+	s->room_id = room_id;
+	s->ev = ev;
+	s->user_data = user_data;
+	*out = s;
+	return 0;
+}
+
+static void session_destroy(struct platform_session *s)
+{
+	if (!s)
+		return;
+	douyu_reader_finish(&s->reader);
+	stt_finish(&s->stt);
+	buf_finish(&s->json);
+	free(s);
+}
+
+static int hello(struct platform_session *s, struct buf *out)
+{
+	return douyu_pack_login(out, s->room_id);
+}
+
+static int heartbeat(struct platform_session *s, struct buf *out)
+{
+	return douyu_pack_heartbeat(out);
+}
+
+static int goodbye(struct platform_session *s, struct buf *out)
+{
+	return douyu_pack_logout(out);
+}
+
+static uint64_t skipped(const struct platform_session *s)
+{
+	return s->reader.skipped + s->rejected;
+}
+
+static int store(struct platform_session *s)
+{
+	struct record rec;
+	rec.ts = s->now_ms;
+	rec.session_id = s->session_id;
+	int rc = douyu_record(&s->stt, s->room_id, &s->json, &rec, NULL);
+	if (rc < 0)
+		return rc;
+	if (s->ev->on_record)
+		s->ev->on_record(s->user_data, &rec);
+	return 0;
+}
+
+/*
+ * One server packet: decode it, answer the login, report errors, drop control traffic
+ * (login answer, clock ticks, heartbeat echoes: noise in a chat archive), count other rooms'
+ * messages, and hand everything else over as a record.
+ */
+static int on_packet(void *user_data, const char *body, size_t len)
+{
+	struct platform_session *s = user_data;
+	int rc = stt_decode(&s->stt, body, len);
+	if (rc == -E2BIG) {
+		s->rejected++;
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	const char *type = stt_get(&s->stt, "type");
+	if (!type)
+		type = "";
+	if (strcmp(type, "loginres") == 0) {
+		if (s->joined)
+			return 0;
+		/* joingroup only after loginres: that is the order the server expects (§4.1). */
+		rc = douyu_pack_joingroup(s->out, s->room_id);
+		if (rc < 0)
+			return rc;
+		s->joined = true;
+		if (s->ev->on_joined)
+			s->ev->on_joined(s->user_data);
+		return 0;
+	}
+	if (strcmp(type, "pingreq") == 0 || strcmp(type, "mrkl") == 0 ||
+	    strcmp(type, "keeplive") == 0)
+		return 0;
+	if (strcmp(type, "error") == 0) {
+		int64_t code;
+		if (!parse_i64(stt_get(&s->stt, "code"), &code))
+			code = -1;
+		char text[32];
+		snprintf(text, sizeof(text), "code %" PRId64, code);
+		if (s->ev->on_server_error)
+			s->ev->on_server_error(s->user_data, code, text);
+		return store(s);
+	}
+	if (douyu_other_room(&s->stt, s->room_id)) {
+		if (s->ev->on_foreign)
+			s->ev->on_foreign(s->user_data, type);
+		return 0;
+	}
+	return store(s);
+}
+
+static int feed(struct platform_session *s, int64_t now_ms, int64_t session_id,
+		const uint8_t *data, size_t len, struct buf *out)
+{
+	s->now_ms = now_ms;
+	s->session_id = session_id;
+	s->out = out;
+	int rc = douyu_reader_feed(&s->reader, data, len, on_packet, s);
+	s->out = NULL;
+	return rc;
+}
+
+const struct platform douyu_platform = {
+	.name = "douyu",
+	.default_servers = douyu_servers,
+	.session_create = session_create,
+	.session_destroy = session_destroy,
+	.hello = hello,
+	.feed = feed,
+	.heartbeat = heartbeat,
+	.goodbye = goodbye,
+	.skipped = skipped,
+};

@@ -1,0 +1,893 @@
+/*
+ * test_douyu: client packets against the captured bytes, reassembly of the real S13 capture
+ * fed per websocket message, one byte at a time and in random pieces, framing errors, the
+ * record mapping, and douyu_platform end to end against expected.json's 147 chats.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "douyu.h"
+#include "platform.h"
+#include "stt.h"
+#include "test.h"
+
+#define FIX SHARED_DIR "/fixtures/douyu/danmaku"
+
+/* ---- base64 and fixture loading ---- */
+
+static int b64val(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* Decode standard padded base64 src[0..n) and append it to out; false on bad input. */
+static bool b64_decode(const char *src, size_t n, struct buf *out)
+{
+	if (n % 4)
+		return false;
+	for (size_t i = 0; i < n; i += 4) {
+		int v[4];
+		int pad = 0;
+		for (int k = 0; k < 4; k++) {
+			if (src[i + k] == '=' && i + 4 == n && k >= 2) {
+				v[k] = 0;
+				pad++;
+			} else if ((v[k] = b64val(src[i + k])) < 0 || pad) {
+				return false;
+			}
+		}
+		uint8_t b[3] = {(uint8_t)(v[0] << 2 | v[1] >> 4), (uint8_t)(v[1] << 4 | v[2] >> 2),
+				(uint8_t)(v[2] << 6 | v[3])};
+		if (buf_append(out, b, (size_t)(3 - pad)) < 0)
+			return false;
+	}
+	return true;
+}
+
+static bool b64_decode_str(const char *s, struct buf *out)
+{
+	return b64_decode(s, strlen(s), out);
+}
+
+#define MAX_FRAMES 256
+
+/* The S13 capture: every frame decoded into one buffer, with each frame's offset and size. */
+struct capture {
+	struct buf bytes; /* only the "in" frames, concatenated */
+	size_t off[MAX_FRAMES], len[MAX_FRAMES];
+	size_t n_in, n_out;
+	struct buf out[2]; /* the two "out" frames */
+};
+
+static bool capture_load(struct capture *c)
+{
+	memset(c, 0, sizeof(*c));
+	buf_init(&c->bytes);
+	buf_init(&c->out[0]);
+	buf_init(&c->out[1]);
+	char *text = test_read_file(FIX "/S13-live/frames.jsonl", NULL);
+	if (!text)
+		return false;
+	bool ok = true;
+	for (char *line = text; *line && ok;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = 0;
+		/* {"dir":"in"|"out","t":<int>,"b64":"<base64>"}: no escapes anywhere. */
+		bool in = strncmp(line, "{\"dir\":\"in\"", 11) == 0;
+		bool out = strncmp(line, "{\"dir\":\"out\"", 12) == 0;
+		char *b = strstr(line, "\"b64\":\"");
+		char *e = b ? strchr(b + 7, '"') : NULL;
+		if ((!in && !out) || !e) {
+			ok = false;
+			break;
+		}
+		b += 7;
+		if (in) {
+			if (c->n_in == MAX_FRAMES)
+				ok = false;
+			else {
+				c->off[c->n_in] = c->bytes.len;
+				ok = b64_decode(b, (size_t)(e - b), &c->bytes);
+				c->len[c->n_in] = c->bytes.len - c->off[c->n_in];
+				c->n_in++;
+			}
+		} else {
+			ok = c->n_out < 2 && b64_decode(b, (size_t)(e - b), &c->out[c->n_out++]);
+		}
+		line = nl ? nl + 1 : line + strlen(line);
+	}
+	free(text);
+	return ok;
+}
+
+static void capture_finish(struct capture *c)
+{
+	buf_finish(&c->bytes);
+	buf_finish(&c->out[0]);
+	buf_finish(&c->out[1]);
+}
+
+/* ---- a packet collector ---- */
+
+#define MAX_PACKETS 1024
+
+struct collect {
+	size_t n;
+	uint64_t hash[MAX_PACKETS];
+	size_t len[MAX_PACKETS];
+	const struct collect *want; /* when set, every packet must match want's at its index */
+	bool mismatch;
+	int stop_after; /* return -ECANCELED after this many packets (0: never) */
+	struct stt stt;
+	char types[MAX_PACKETS][32];
+};
+
+static uint64_t fnv(const char *p, size_t n)
+{
+	uint64_t h = 14695981039346656037ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+	return h;
+}
+
+static int on_packet(void *user_data, const char *body, size_t len)
+{
+	struct collect *c = user_data;
+	if (c->n == MAX_PACKETS)
+		return -ENOSPC;
+	uint64_t h = fnv(body, len);
+	if (c->want && (c->n >= c->want->n || c->want->hash[c->n] != h || c->want->len[c->n] != len))
+		c->mismatch = true;
+	c->hash[c->n] = h;
+	c->len[c->n] = len;
+	if (stt_decode(&c->stt, body, len) == 0) {
+		const char *t = stt_get(&c->stt, "type");
+		snprintf(c->types[c->n], sizeof(c->types[0]), "%s", t ? t : "");
+	}
+	c->n++;
+	if (c->stop_after && (int)c->n == c->stop_after)
+		return -ECANCELED;
+	return 0;
+}
+
+static struct collect *collect_new(void)
+{
+	struct collect *c = calloc(1, sizeof(*c));
+	stt_init(&c->stt);
+	return c;
+}
+
+static void collect_free(struct collect *c)
+{
+	stt_finish(&c->stt);
+	free(c);
+}
+
+static size_t count_type(const struct collect *c, const char *t)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < c->n; i++)
+		n += strcmp(c->types[i], t) == 0;
+	return n;
+}
+
+/* ---- tests ---- */
+
+static void test_pack(void)
+{
+	struct buf b, want;
+	buf_init(&b);
+	buf_init(&want);
+	/* expected.json joinFrames and heartbeatFrame: the bytes the reference client sent. */
+	ASSERT_EQ(douyu_pack_login(&b, 9999), 0);
+	ASSERT(b64_decode_str("JQAAACUAAACxAgAAdHlwZUA9bG9naW5yZXEvcm9vbWlkQD05OTk5LwA=", &want));
+	ASSERT_EQ(b.len, want.len);
+	ASSERT_MEM_EQ(buf_head(&b), buf_head(&want), b.len);
+	buf_clear(&b);
+	buf_clear(&want);
+	ASSERT_EQ(douyu_pack_joingroup(&b, 9999), 0);
+	ASSERT(b64_decode_str("LgAAAC4AAACxAgAAdHlwZUA9am9pbmdyb3VwL3JpZEA9OTk5OS9naWRAPS05OTk5LwA=",
+			      &want));
+	ASSERT_EQ(b.len, want.len);
+	ASSERT_MEM_EQ(buf_head(&b), buf_head(&want), b.len);
+	buf_clear(&b);
+	buf_clear(&want);
+	ASSERT_EQ(douyu_pack_heartbeat(&b), 0);
+	ASSERT(b64_decode_str("FAAAABQAAACxAgAAdHlwZUA9bXJrbC8A", &want));
+	ASSERT_EQ(b.len, 24);
+	ASSERT_MEM_EQ(buf_head(&b), buf_head(&want), b.len);
+	buf_clear(&b);
+	ASSERT_EQ(douyu_pack_logout(&b), 0);
+	ASSERT_EQ(b.len, 12 + 13 + 1);
+	ASSERT_MEM_EQ(buf_head(&b), "\x16\0\0\0\x16\0\0\0\xb1\x02\0\0type@=logout/\0", b.len);
+	buf_clear(&b);
+	/* Packets append; an empty body is the smallest packet. */
+	ASSERT_EQ(douyu_pack(&b, DOUYU_TYPE_S2C, "", 0), 0);
+	ASSERT_EQ(douyu_pack(&b, DOUYU_TYPE_S2C, "a", 1), 0);
+	ASSERT_EQ(b.len, 13 + 14);
+	ASSERT_MEM_EQ(buf_head(&b), "\x09\0\0\0\x09\0\0\0\xb2\x02\0\0\0\x0a\0\0\0\x0a\0\0\0\xb2\x02\0\0a\0",
+		      b.len);
+	/* The body of the largest packet is DOUYU_MAX_LEN - 9 bytes. */
+	ASSERT_EQ(douyu_pack(&b, DOUYU_TYPE_S2C, "", DOUYU_MAX_LEN - 8), -EMSGSIZE);
+	ASSERT_EQ(b.len, 27);
+	/* The capture's own client frames are byte for byte what we send. */
+	struct capture *c = malloc(sizeof(*c));
+	ASSERT(capture_load(c));
+	ASSERT_EQ(c->n_out, 2);
+	buf_clear(&b);
+	ASSERT_EQ(douyu_pack_login(&b, 9999), 0);
+	ASSERT_EQ(douyu_pack_joingroup(&b, 9999), 0);
+	ASSERT_EQ(b.len, c->out[0].len + c->out[1].len);
+	ASSERT_MEM_EQ(buf_head(&b), buf_head(&c->out[0]), c->out[0].len);
+	ASSERT_MEM_EQ(buf_head(&b) + c->out[0].len, buf_head(&c->out[1]), c->out[1].len);
+	capture_finish(c);
+	free(c);
+	buf_finish(&b);
+	buf_finish(&want);
+}
+
+static void check_counts(const struct collect *c)
+{
+	static const struct {
+		const char *type;
+		size_t n;
+	} want[] = {
+		{"uenter", 265}, {"chatmsg", 147}, {"dgb", 125}, {"actFishing", 7}, {"oni", 6},
+		{"configscreen", 2}, {"dfnum", 2}, {"loginres", 1}, {"pingreq", 1},
+		{"ranklist", 1}, {"defense_tower_session", 1}, {"dream_bus_session", 1},
+		{"anchor_rank2505_change", 1}, {"upgrade", 1},
+	};
+	size_t total = 0;
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		size_t got = count_type(c, want[i].type);
+		if (got != want[i].n)
+			TEST_FAIL_("%s: %zu packets, want %zu", want[i].type, got, want[i].n);
+		total += got;
+	}
+	if (total != c->n)
+		TEST_FAIL_("%zu packets of unexpected types", c->n - total);
+}
+
+static void test_capture_per_message(void)
+{
+	struct capture *cap = malloc(sizeof(*cap));
+	ASSERT(capture_load(cap));
+	ASSERT_EQ(cap->n_in, 183);
+	ASSERT_EQ(cap->bytes.len, 166247);
+	struct collect *c = collect_new();
+	struct douyu_reader r;
+	douyu_reader_init(&r);
+	for (size_t i = 0; i < cap->n_in; i++) {
+		ASSERT_EQ(douyu_reader_feed(&r, buf_head(&cap->bytes) + cap->off[i], cap->len[i],
+					    on_packet, c),
+			  0);
+		/* No frame splits a packet, so nothing is ever left pending. */
+		ASSERT_EQ(r.pending.len, 0);
+	}
+	ASSERT_EQ(c->n, 561);
+	ASSERT_EQ(r.packets, 561);
+	ASSERT_EQ(r.skipped, 0);
+	check_counts(c);
+	/* The pending buffer was never needed: whole packets are parsed in place. */
+	ASSERT(r.pending.data == NULL);
+	douyu_reader_finish(&r);
+	collect_free(c);
+	capture_finish(cap);
+	free(cap);
+}
+
+/* Feed the whole stream in pieces chosen by the caller; every packet must match. */
+static bool feed_split(const struct capture *cap, const struct collect *want, uint64_t seed,
+		       size_t max_piece)
+{
+	struct collect *c = collect_new();
+	c->want = want;
+	struct douyu_reader r;
+	douyu_reader_init(&r);
+	const uint8_t *p = buf_head(&cap->bytes);
+	size_t left = cap->bytes.len;
+	bool ok = true;
+	while (left > 0 && ok) {
+		size_t n = max_piece == 1 ? 1 : 1 + test_rand(&seed) % max_piece;
+		if (seed % 5 == 0)
+			n = 0; /* empty feeds are harmless */
+		if (n > left)
+			n = left;
+		ok = douyu_reader_feed(&r, p, n, on_packet, c) == 0;
+		p += n;
+		left -= n;
+		/* Never more than one incomplete packet is kept. */
+		ok = ok && r.pending.len <= DOUYU_MAX_LEN + 4;
+	}
+	ok = ok && c->n == 561 && !c->mismatch && r.packets == 561 && r.skipped == 0 &&
+	     r.pending.len == 0;
+	douyu_reader_finish(&r);
+	collect_free(c);
+	return ok;
+}
+
+static void test_capture_splits(void)
+{
+	struct capture *cap = malloc(sizeof(*cap));
+	ASSERT(capture_load(cap));
+	struct collect *want = collect_new();
+	struct douyu_reader r;
+	douyu_reader_init(&r);
+	ASSERT_EQ(douyu_reader_feed(&r, buf_head(&cap->bytes), cap->bytes.len, on_packet, want), 0);
+	douyu_reader_finish(&r);
+	ASSERT_EQ(want->n, 561);
+	check_counts(want);
+	/* (b) one byte at a time */
+	ASSERT(feed_split(cap, want, 1, 1));
+	/* (c) random pieces, small to larger than most packets */
+	static const size_t max_piece[] = {2, 7, 13, 40, 300, 2000, 20000};
+	for (uint64_t seed = 1; seed <= 20; seed++)
+		for (size_t k = 0; k < sizeof(max_piece) / sizeof(max_piece[0]); k++)
+			if (!feed_split(cap, want, seed * 7919 + k, max_piece[k])) {
+				TEST_FAIL_("seed %llu, pieces up to %zu", (unsigned long long)seed,
+					   max_piece[k]);
+				break;
+			}
+	collect_free(want);
+	capture_finish(cap);
+	free(cap);
+}
+
+/* Build a raw packet with explicit length fields and type. */
+static void raw_packet(struct buf *b, uint32_t l1, uint32_t l2, uint16_t type, const char *body,
+		       size_t blen, uint8_t last)
+{
+	uint8_t h[12] = {(uint8_t)l1, (uint8_t)(l1 >> 8), (uint8_t)(l1 >> 16), (uint8_t)(l1 >> 24),
+			 (uint8_t)l2, (uint8_t)(l2 >> 8), (uint8_t)(l2 >> 16), (uint8_t)(l2 >> 24),
+			 (uint8_t)type, (uint8_t)(type >> 8), 0, 0};
+	buf_append(b, h, 12);
+	buf_append(b, body, blen);
+	buf_append(b, &last, 1);
+}
+
+/* Feed b whole and then byte by byte; return the first error of each run. */
+static void feed_both(const struct buf *b, int *rc_whole, int *rc_bytes, struct collect *c1,
+		      struct collect *c2, uint64_t *skipped)
+{
+	struct douyu_reader r;
+	douyu_reader_init(&r);
+	*rc_whole = douyu_reader_feed(&r, buf_head(b), b->len, on_packet, c1);
+	skipped[0] = r.skipped;
+	douyu_reader_finish(&r);
+	douyu_reader_init(&r);
+	*rc_bytes = 0;
+	for (size_t i = 0; i < b->len && *rc_bytes == 0; i++)
+		*rc_bytes = douyu_reader_feed(&r, buf_head(b) + i, 1, on_packet, c2);
+	skipped[1] = r.skipped;
+	douyu_reader_finish(&r);
+}
+
+static void test_framing_errors(void)
+{
+	static const struct {
+		uint32_t l1, l2;
+	} bad[] = {
+		{14, 15},                                  /* copies differ */
+		{8, 8},                                    /* shorter than a header + NUL */
+		{0, 0},                                    /* zero */
+		{DOUYU_MAX_LEN + 1, DOUYU_MAX_LEN + 1},    /* over the cap */
+		{0xffffffffu, 0xffffffffu},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct buf b;
+		buf_init(&b);
+		douyu_pack(&b, DOUYU_TYPE_S2C, "type@=a/", 8);
+		raw_packet(&b, bad[i].l1, bad[i].l2, DOUYU_TYPE_S2C, "type@=b/", 8, 0);
+		douyu_pack(&b, DOUYU_TYPE_S2C, "type@=c/", 8);
+		struct collect *c1 = collect_new(), *c2 = collect_new();
+		int rc1, rc2;
+		uint64_t sk[2];
+		feed_both(&b, &rc1, &rc2, c1, c2, sk);
+		bool ok = rc1 == -EPROTO && rc2 == -EPROTO && c1->n == 1 && c2->n == 1;
+		collect_free(c1);
+		collect_free(c2);
+		buf_finish(&b);
+		if (!ok) {
+			TEST_FAIL_("case %zu: rc %d/%d", i, rc1, rc2);
+			return;
+		}
+	}
+	/* The largest legal length is accepted (and kept pending until complete). */
+	struct douyu_reader r;
+	douyu_reader_init(&r);
+	uint8_t h[8] = {0, 0, 0x10, 0, 0, 0, 0x10, 0};
+	struct collect *c = collect_new();
+	ASSERT_EQ(douyu_reader_feed(&r, h, 8, on_packet, c), 0);
+	ASSERT_EQ(r.pending.len, 8);
+	douyu_reader_finish(&r);
+	collect_free(c);
+}
+
+static void test_bad_packets_skipped(void)
+{
+	struct buf b;
+	buf_init(&b);
+	douyu_pack(&b, DOUYU_TYPE_S2C, "type@=a/", 8);
+	douyu_pack(&b, DOUYU_TYPE_C2S, "type@=bad_type/", 15);     /* wrong direction */
+	douyu_pack(&b, DOUYU_TYPE_S2C, "type@=b/", 8);
+	raw_packet(&b, 8 + 8 + 1, 8 + 8 + 1, DOUYU_TYPE_S2C, "type@=x/", 8, 'Z'); /* no NUL */
+	douyu_pack(&b, DOUYU_TYPE_S2C, "type@=c/", 8);
+	douyu_pack(&b, DOUYU_TYPE_S2C, "type@=\0y/", 9);           /* NUL inside */
+	douyu_pack(&b, DOUYU_TYPE_S2C, "type@=d/", 8);
+	douyu_pack(&b, 0x1234, "type@=z/", 8);                     /* unknown type */
+	douyu_pack(&b, DOUYU_TYPE_S2C, "", 0);                     /* empty body is fine */
+	douyu_pack(&b, DOUYU_TYPE_S2C, "type@=e/", 8);
+	struct collect *c1 = collect_new(), *c2 = collect_new();
+	int rc1, rc2;
+	uint64_t sk[2];
+	feed_both(&b, &rc1, &rc2, c1, c2, sk);
+	ASSERT_EQ(rc1, 0);
+	ASSERT_EQ(rc2, 0);
+	ASSERT_EQ(sk[0], 4);
+	ASSERT_EQ(sk[1], 4);
+	ASSERT_EQ(c1->n, 6);
+	ASSERT_EQ(c2->n, 6);
+	static const char *const want[] = {"a", "b", "c", "d", "", "e"};
+	for (size_t i = 0; i < 6; i++) {
+		ASSERT_STR_EQ(c1->types[i], want[i]);
+		ASSERT_STR_EQ(c2->types[i], want[i]);
+	}
+	ASSERT_EQ(c1->len[4], 0);
+	collect_free(c1);
+	collect_free(c2);
+	buf_finish(&b);
+}
+
+static void test_callback_stops(void)
+{
+	struct buf b;
+	buf_init(&b);
+	for (int i = 0; i < 5; i++)
+		douyu_pack(&b, DOUYU_TYPE_S2C, "type@=a/", 8);
+	struct collect *c = collect_new();
+	c->stop_after = 2;
+	struct douyu_reader r;
+	douyu_reader_init(&r);
+	ASSERT_EQ(douyu_reader_feed(&r, buf_head(&b), b.len, on_packet, c), -ECANCELED);
+	ASSERT_EQ(c->n, 2);
+	douyu_reader_finish(&r);
+	/* Also when the stopping packet was completed from the pending bytes. */
+	douyu_reader_init(&r);
+	c->n = 0;
+	c->stop_after = 1;
+	ASSERT_EQ(douyu_reader_feed(&r, buf_head(&b), 10, on_packet, c), 0);
+	ASSERT_EQ(douyu_reader_feed(&r, buf_head(&b) + 10, b.len - 10, on_packet, c), -ECANCELED);
+	ASSERT_EQ(c->n, 1);
+	douyu_reader_finish(&r);
+	collect_free(c);
+	buf_finish(&b);
+}
+
+static void test_record(void)
+{
+	struct stt s;
+	stt_init(&s);
+	struct buf json;
+	buf_init(&json);
+	struct record rec;
+	memset(&rec, 0xAB, sizeof(rec));
+	rec.ts = 5;
+	rec.session_id = 6;
+	const char *chat = "rid@=9999/type@=chatmsg/uid@=46780819/nn@=a@Sb/txt@=x@ASy/cid@=abc/"
+			   "level@=36/uid@=1/";
+	ASSERT_EQ(stt_decode(&s, chat, strlen(chat)), 0);
+	size_t bad = 9;
+	ASSERT_EQ(douyu_record(&s, 9999, &json, &rec, &bad), 0);
+	ASSERT_EQ(bad, 0);
+	ASSERT_EQ(rec.room_id, 9999);
+	ASSERT_EQ(rec.ts, 5);
+	ASSERT_EQ(rec.session_id, 6);
+	ASSERT_STR_EQ(rec.type, "chatmsg");
+	ASSERT(rec.has_uid);
+	ASSERT_EQ(rec.uid, 46780819);
+	ASSERT_STR_EQ(rec.nick, "a/b");
+	ASSERT(rec.has_level);
+	ASSERT_EQ(rec.level, 36);
+	ASSERT_STR_EQ(rec.text, "x@Sy");
+	ASSERT_STR_EQ(rec.cid, "abc");
+	ASSERT_STR_EQ(rec.data, "{\"rid\":\"9999\",\"type\":\"chatmsg\",\"uid\":\"46780819\","
+				"\"nn\":\"a/b\",\"txt\":\"x@Sy\",\"cid\":\"abc\",\"level\":\"36\","
+				"\"uid#2\":\"1\"}");
+	ASSERT_EQ(rec.data_len, strlen(rec.data));
+
+	/* Not a chat: no text, no cid; numeric fields only when numeric. */
+	const char *ue = "type@=uenter/rid@=9999/uid@=12x/nn@=bob/level@=-3/txt@=t/cid@=c/";
+	ASSERT_EQ(stt_decode(&s, ue, strlen(ue)), 0);
+	ASSERT_EQ(douyu_record(&s, 9999, &json, &rec, NULL), 0);
+	ASSERT_STR_EQ(rec.type, "uenter");
+	ASSERT(!rec.has_uid);
+	ASSERT_STR_EQ(rec.nick, "bob");
+	ASSERT(rec.has_level);
+	ASSERT_EQ(rec.level, -3);
+	ASSERT(rec.text == NULL);
+	ASSERT(rec.cid == NULL);
+
+	/* No type at all; a chat with an empty cid; out-of-range numbers. */
+	ASSERT_EQ(stt_decode(&s, "a@=b/", 5), 0);
+	ASSERT_EQ(douyu_record(&s, 1, &json, &rec, NULL), 0);
+	ASSERT_STR_EQ(rec.type, "");
+	ASSERT(rec.nick == NULL && !rec.has_uid && !rec.has_level);
+	ASSERT_STR_EQ(rec.data, "{\"a\":\"b\"}");
+	const char *e = "type@=chatmsg/cid@=/uid@=9223372036854775808/level@=-9223372036854775808/";
+	ASSERT_EQ(stt_decode(&s, e, strlen(e)), 0);
+	ASSERT_EQ(douyu_record(&s, 1, &json, &rec, NULL), 0);
+	ASSERT(rec.cid == NULL);
+	ASSERT(!rec.has_uid);
+	ASSERT(rec.has_level);
+	ASSERT(rec.level == INT64_MIN);
+	ASSERT(rec.text == NULL);
+	/* Invalid UTF-8 is replaced and counted. */
+	ASSERT_EQ(stt_decode(&s, "type@=chatmsg/txt@=\xff\xfe/", 21), 0);
+	ASSERT_EQ(douyu_record(&s, 1, &json, &rec, &bad), 0);
+	ASSERT_EQ(bad, 2);
+	ASSERT_STR_EQ(rec.text, "\xff\xfe"); /* the text itself is the raw value */
+	stt_finish(&s);
+	buf_finish(&json);
+}
+
+static void test_other_room(void)
+{
+	struct stt s;
+	stt_init(&s);
+	static const struct {
+		const char *body;
+		bool other;
+	} cases[] = {
+		{"type@=chatmsg/rid@=9999/", false}, {"type@=chatmsg/rid@=1234/", true},
+		{"type@=spbc/rid@=0/drid@=55/", false}, {"type@=chatmsg/", false},
+		{"type@=chatmsg/rid@=/", false},      {"type@=chatmsg/rid@=x1/", false},
+		{"rid@=-1/type@=rri/rid@=9999/", true}, {"rid@=9999/type@=rri/rid@=-1/", false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ASSERT_EQ(stt_decode(&s, cases[i].body, strlen(cases[i].body)), 0);
+		if (douyu_other_room(&s, 9999) != cases[i].other) {
+			TEST_FAIL_("case %zu: %s", i, cases[i].body);
+			break;
+		}
+	}
+	stt_finish(&s);
+}
+
+/* ---- douyu_platform end to end ---- */
+
+#define MAX_RECS 700
+
+struct rec_copy {
+	char type[32];
+	int64_t uid;
+	bool has_uid;
+	char nick[128];
+	char text[512];
+	char cid[64];
+	bool has_cid;
+	int64_t ts, session_id, room_id;
+	bool data_ok;
+};
+
+struct sink {
+	int joined;
+	int foreign;
+	int errors;
+	int64_t last_code;
+	char last_text[64];
+	size_t n;
+	struct rec_copy *recs;
+};
+
+static void sk_joined(void *user_data)
+{
+	((struct sink *)user_data)->joined++;
+}
+
+static void sk_record(void *user_data, const struct record *rec)
+{
+	struct sink *k = user_data;
+	if (k->n == MAX_RECS)
+		return;
+	struct rec_copy *c = &k->recs[k->n++];
+	snprintf(c->type, sizeof(c->type), "%s", rec->type);
+	c->uid = rec->uid;
+	c->has_uid = rec->has_uid;
+	snprintf(c->nick, sizeof(c->nick), "%s", rec->nick ? rec->nick : "");
+	snprintf(c->text, sizeof(c->text), "%s", rec->text ? rec->text : "");
+	snprintf(c->cid, sizeof(c->cid), "%s", rec->cid ? rec->cid : "");
+	c->has_cid = rec->cid != NULL;
+	c->ts = rec->ts;
+	c->session_id = rec->session_id;
+	c->room_id = rec->room_id;
+	c->data_ok = rec->data && rec->data_len > 1 && rec->data[0] == '{' &&
+		     rec->data[rec->data_len - 1] == '}' && strlen(rec->data) == rec->data_len;
+}
+
+static void sk_foreign(void *user_data, const char *type)
+{
+	((struct sink *)user_data)->foreign++;
+}
+
+static void sk_error(void *user_data, int64_t code, const char *text)
+{
+	struct sink *k = user_data;
+	k->errors++;
+	k->last_code = code;
+	snprintf(k->last_text, sizeof(k->last_text), "%s", text);
+}
+
+static const struct platform_events sink_ev = {
+	.on_joined = sk_joined,
+	.on_record = sk_record,
+	.on_foreign = sk_foreign,
+	.on_server_error = sk_error,
+};
+
+/* Copy the JSON string value following `"name": "` at or after *pp into dst. */
+static bool json_field(const char **pp, const char *name, char *dst, size_t cap)
+{
+	char pat[64];
+	snprintf(pat, sizeof(pat), "\"%s\": \"", name);
+	const char *p = strstr(*pp, pat);
+	if (!p)
+		return false;
+	p += strlen(pat);
+	const char *e = strchr(p, '"');
+	if (!e || (size_t)(e - p) >= cap)
+		return false;
+	memcpy(dst, p, (size_t)(e - p));
+	dst[e - p] = 0;
+	*pp = e + 1;
+	return true;
+}
+
+static size_t count_rec_type(const struct sink *k, const char *t)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < k->n; i++)
+		n += strcmp(k->recs[i].type, t) == 0;
+	return n;
+}
+
+static void test_platform_capture(void)
+{
+	ASSERT_STR_EQ(douyu_platform.name, "douyu");
+	const char *const *srv = douyu_platform.default_servers;
+	ASSERT_STR_EQ(srv[0], "wss://danmuproxy.douyu.com:8501/");
+	ASSERT_STR_EQ(srv[5], "wss://danmuproxy.douyu.com:8506/");
+	ASSERT(srv[6] == NULL);
+
+	struct capture *cap = malloc(sizeof(*cap));
+	ASSERT(capture_load(cap));
+	struct sink k = {0};
+	k.recs = calloc(MAX_RECS, sizeof(*k.recs));
+	struct platform_session *ps = NULL;
+	ASSERT_EQ(douyu_platform.session_create(9999, &sink_ev, &k, &ps), 0);
+	struct buf out;
+	buf_init(&out);
+	ASSERT_EQ(douyu_platform.hello(ps, &out), 0);
+	ASSERT_EQ(out.len, cap->out[0].len);
+	ASSERT_MEM_EQ(buf_head(&out), buf_head(&cap->out[0]), out.len);
+	buf_clear(&out);
+	for (size_t i = 0; i < cap->n_in; i++) {
+		ASSERT_EQ(douyu_platform.feed(ps, 1000 + (int64_t)i, 42,
+					      buf_head(&cap->bytes) + cap->off[i], cap->len[i], &out),
+			  0);
+		if (i == 0) {
+			/* loginres is in the first frame: joingroup goes out at once. */
+			ASSERT_EQ(k.joined, 1);
+			ASSERT_EQ(out.len, cap->out[1].len);
+			ASSERT_MEM_EQ(buf_head(&out), buf_head(&cap->out[1]), out.len);
+			buf_clear(&out);
+		}
+	}
+	ASSERT_EQ(out.len, 0);
+	ASSERT_EQ(k.joined, 1);
+	ASSERT_EQ(k.errors, 0);
+	/* Two configscreen broadcasts name other rooms; loginres and pingreq are control. */
+	ASSERT_EQ(k.foreign, 2);
+	ASSERT_EQ(k.n, 561 - 2 - 2);
+	ASSERT_EQ(count_rec_type(&k, "chatmsg"), 147);
+	ASSERT_EQ(count_rec_type(&k, "uenter"), 265);
+	ASSERT_EQ(count_rec_type(&k, "dgb"), 125);
+	ASSERT_EQ(count_rec_type(&k, "actFishing"), 7);
+	ASSERT_EQ(count_rec_type(&k, "loginres"), 0);
+	ASSERT_EQ(count_rec_type(&k, "pingreq"), 0);
+	ASSERT_EQ(douyu_platform.skipped(ps), 0);
+	for (size_t i = 0; i < k.n; i++) {
+		ASSERT(k.recs[i].data_ok);
+		ASSERT_EQ(k.recs[i].session_id, 42);
+		ASSERT_EQ(k.recs[i].room_id, 9999);
+	}
+
+	/* Every chat against expected.json, in order. */
+	char *exp = test_read_file(FIX "/S13-live/expected.json", NULL);
+	ASSERT(exp);
+	const char *p = strstr(exp, "\"messages\": [");
+	const char *stop = strstr(exp, "\"keptWithFilter\"");
+	ASSERT(p && stop);
+	size_t m = 0, ri = 0;
+	bool fail = false;
+	char name[128], uid[32], msg[512], id[64];
+	while (!fail && json_field(&p, "userName", name, sizeof(name)) && p < stop) {
+		fail = !json_field(&p, "userId", uid, sizeof(uid)) ||
+		       !json_field(&p, "message", msg, sizeof(msg)) ||
+		       !json_field(&p, "messageId", id, sizeof(id)) || strncmp(id, "douyu:", 6) != 0;
+		while (!fail && ri < k.n && strcmp(k.recs[ri].type, "chatmsg") != 0)
+			ri++;
+		if (fail || ri == k.n) {
+			TEST_FAIL_("message %zu: bad fixture or no record", m);
+			fail = true;
+			break;
+		}
+		const struct rec_copy *c = &k.recs[ri++];
+		char u[32];
+		snprintf(u, sizeof(u), "%lld", (long long)c->uid);
+		if (!c->has_uid || strcmp(u, uid) != 0 || strcmp(c->nick, name) != 0 ||
+		    strcmp(c->text, msg) != 0 || !c->has_cid || strcmp(c->cid, id + 6) != 0) {
+			TEST_FAIL_("message %zu: %s %s %s %s vs %s %s %s %s", m, c->cid, u, c->nick,
+				   c->text, id, uid, name, msg);
+			fail = true;
+		}
+		m++;
+	}
+	free(exp);
+	ASSERT(!fail);
+	ASSERT_EQ(m, 147);
+
+	/* heartbeat and goodbye; the server's heartbeat echo is not stored. */
+	buf_clear(&out);
+	ASSERT_EQ(douyu_platform.heartbeat(ps, &out), 0);
+	ASSERT_MEM_EQ(buf_head(&out) + 12, "type@=mrkl/", 12);
+	buf_clear(&out);
+	ASSERT_EQ(douyu_platform.goodbye(ps, &out), 0);
+	ASSERT_MEM_EQ(buf_head(&out) + 12, "type@=logout/", 14);
+	buf_clear(&out);
+	size_t before = k.n;
+	struct buf in;
+	buf_init(&in);
+	douyu_pack(&in, DOUYU_TYPE_S2C, "type@=mrkl/", 11);
+	douyu_pack(&in, DOUYU_TYPE_S2C, "type@=keeplive/tick@=1/", 23);
+	douyu_pack(&in, DOUYU_TYPE_S2C, "type@=loginres/", 15); /* a second one: ignored */
+	ASSERT_EQ(douyu_platform.feed(ps, 1, 1, buf_head(&in), in.len, &out), 0);
+	ASSERT_EQ(k.n, before);
+	ASSERT_EQ(k.joined, 1);
+	ASSERT_EQ(out.len, 0);
+
+	/* A server error is reported and stored. */
+	buf_clear(&in);
+	douyu_pack(&in, DOUYU_TYPE_S2C, "type@=error/code@=51/", 21);
+	ASSERT_EQ(douyu_platform.feed(ps, 7, 8, buf_head(&in), in.len, &out), 0);
+	ASSERT_EQ(k.errors, 1);
+	ASSERT_EQ(k.last_code, 51);
+	ASSERT_STR_EQ(k.last_text, "code 51");
+	ASSERT_EQ(k.n, before + 1);
+	ASSERT_STR_EQ(k.recs[before].type, "error");
+	ASSERT_EQ(k.recs[before].ts, 7);
+	ASSERT_EQ(k.recs[before].session_id, 8);
+
+	/* Skipped packets: a bad one from the reader and one with too many pairs. */
+	buf_clear(&in);
+	douyu_pack(&in, DOUYU_TYPE_C2S, "type@=x/", 8);
+	struct buf big;
+	buf_init(&big);
+	for (int i = 0; i <= STT_MAX_PAIRS; i++)
+		buf_append_str(&big, "a@=b/");
+	douyu_pack(&in, DOUYU_TYPE_S2C, (const char *)buf_head(&big), big.len);
+	douyu_pack(&in, DOUYU_TYPE_S2C, "type@=chatmsg/rid@=1/", 21); /* another room */
+	douyu_pack(&in, DOUYU_TYPE_S2C, "type@=chatmsg/rid@=0/", 21); /* broadcast: ours */
+	ASSERT_EQ(douyu_platform.feed(ps, 7, 8, buf_head(&in), in.len, &out), 0);
+	ASSERT_EQ(douyu_platform.skipped(ps), 2);
+	ASSERT_EQ(k.foreign, 3);
+	ASSERT_EQ(k.n, before + 2);
+	/* Broken framing is fatal. */
+	uint8_t junk[12] = {1, 0, 0, 0, 2, 0, 0, 0};
+	ASSERT_EQ(douyu_platform.feed(ps, 7, 8, junk, sizeof(junk), &out), -EPROTO);
+	buf_finish(&big);
+	buf_finish(&in);
+
+	douyu_platform.session_destroy(ps);
+	douyu_platform.session_destroy(NULL);
+	buf_finish(&out);
+	free(k.recs);
+	capture_finish(cap);
+	free(cap);
+}
+
+/* Pack each string of a packets.json fixture's "packets" array into stream (no escapes). */
+static size_t load_packets(const char *path, struct buf *stream)
+{
+	char *text = test_read_file(path, NULL);
+	if (!text)
+		return 0;
+	char *p = strstr(text, "\"packets\"");
+	p = p ? strchr(p, '[') : NULL;
+	size_t n = 0;
+	while (p) {
+		char *s = strchr(p, '"'), *close = strchr(p, ']');
+		if (!s || (close && close < s))
+			break;
+		char *e = strchr(s + 1, '"');
+		if (!e)
+			break;
+		douyu_pack(stream, DOUYU_TYPE_S2C, s + 1, (size_t)(e - s - 1));
+		n++;
+		p = e + 1;
+	}
+	free(text);
+	return n;
+}
+
+static void test_platform_gifts_and_end(void)
+{
+	struct buf stream;
+	buf_init(&stream);
+	size_t n = load_packets(FIX "/S15-gifts/packets.json", &stream);
+	ASSERT_EQ(n, 57);
+	struct sink k = {0};
+	k.recs = calloc(MAX_RECS, sizeof(*k.recs));
+	struct platform_session *ps = NULL;
+	ASSERT_EQ(douyu_platform.session_create(9263298, &sink_ev, &k, &ps), 0);
+	struct buf out;
+	buf_init(&out);
+	/* Fed in uneven pieces, as TCP reads would cut it. */
+	uint64_t seed = 77;
+	for (size_t off = 0; off < stream.len;) {
+		size_t len = 1 + test_rand(&seed) % 700;
+		if (len > stream.len - off)
+			len = stream.len - off;
+		ASSERT_EQ(douyu_platform.feed(ps, 1, 2, buf_head(&stream) + off, len, &out), 0);
+		off += len;
+	}
+	ASSERT_EQ(k.n, 57);
+	ASSERT_EQ(count_rec_type(&k, "dgb"), 57);
+	for (size_t i = 0; i < k.n; i++) {
+		ASSERT(k.recs[i].has_uid);
+		ASSERT(k.recs[i].text[0] == 0 && !k.recs[i].has_cid);
+		ASSERT(k.recs[i].data_ok);
+	}
+	douyu_platform.session_destroy(ps);
+
+	buf_clear(&stream);
+	ASSERT_EQ(load_packets(FIX "/S16-broadcast-end/packets.json", &stream), 1);
+	struct sink k2 = {0};
+	k2.recs = calloc(MAX_RECS, sizeof(*k2.recs));
+	ASSERT_EQ(douyu_platform.session_create(12850251, &sink_ev, &k2, &ps), 0);
+	ASSERT_EQ(douyu_platform.feed(ps, 1, 2, buf_head(&stream), stream.len, &out), 0);
+	ASSERT_EQ(k2.n, 1);
+	ASSERT_STR_EQ(k2.recs[0].type, "rss");
+	douyu_platform.session_destroy(ps);
+	free(k2.recs);
+	free(k.recs);
+	buf_finish(&out);
+	buf_finish(&stream);
+}
+
+int main(void)
+{
+	RUN(test_pack);
+	RUN(test_capture_per_message);
+	RUN(test_capture_splits);
+	RUN(test_framing_errors);
+	RUN(test_bad_packets_skipped);
+	RUN(test_callback_stops);
+	RUN(test_record);
+	RUN(test_other_room);
+	RUN(test_platform_capture);
+	RUN(test_platform_gifts_and_end);
+	TEST_DONE();
+}
