@@ -1,0 +1,503 @@
+/*
+ * tls: the TLS client for one connection, driven entirely through memory buffers. mbedTLS 2.28
+ * talks to a custom BIO: bio_recv() takes ciphertext that net.c handed us with tls_feed(), or
+ * reports MBEDTLS_ERR_SSL_WANT_READ, and bio_send() appends to t->out, which the caller drains.
+ * One struct tls_config (entropy, CTR-DRBG, CA chain, mbedtls_ssl_config) is shared by every
+ * connection. mbedTLS error codes are translated into negative errno values, and the words for
+ * the last failure stay in a small per-connection buffer for the caller to log. This module
+ * neither logs nor touches libuv or sockets.
+ */
+#include "tls.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mbedtls/asn1.h>
+#include <mbedtls/bignum.h>
+#include <mbedtls/cipher.h>
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/dhm.h>
+#include <mbedtls/ecp.h>
+#include <mbedtls/error.h>
+#include <mbedtls/md.h>
+#include <mbedtls/pem.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ciphersuites.h>
+#include <mbedtls/x509.h>
+#include <mbedtls/x509_crt.h>
+
+#define TLS_DEFAULT_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
+#define TLS_ERR_LEN 200
+/* Drained input buffers larger than this are freed rather than kept for the next feed. */
+#define TLS_KEEP_BUF 4096
+
+struct tls_config {
+	mbedtls_entropy_context entropy;
+	mbedtls_ctr_drbg_context drbg;
+	mbedtls_x509_crt ca;
+	mbedtls_ssl_config conf;
+};
+
+/*
+ * Memory: mbedtls_ssl_setup() allocates an input and an output record buffer of
+ * MBEDTLS_SSL_IN/OUT_BUFFER_LEN (16 KiB of content plus overhead, so a little over 33 KiB
+ * together) per context in Debian's build, and MBEDTLS_SSL_KEEP_PEER_CERTIFICATE keeps the
+ * server's certificate chain for the session's life. We add nothing beyond this struct and
+ * our two byte buffers, which are released whenever they drain past TLS_KEEP_BUF.
+ */
+struct tls {
+	mbedtls_ssl_context ssl;
+	struct buf in;  /* ciphertext fed by the caller, not yet read by mbedTLS */
+	struct buf out; /* ciphertext produced by mbedTLS, for the caller to send */
+	int fatal;      /* sticky negative errno after a failure, else 0 */
+	bool done;      /* handshake complete */
+	bool closed;    /* close_notify received */
+	char err[TLS_ERR_LEN];
+};
+
+/*
+ * Used only when the library's default list lacks the static-RSA suite that Douyu's
+ * danmuproxy offers (douyu-protocol.md §1.3); Debian's 2.28 default list includes it.
+ */
+static const int tls_fallback_suites[] = {
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_RSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_RSA_WITH_AES_128_GCM_SHA256,
+    0,
+};
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static void
+tls_set_err(char *err, size_t errlen, const char *fmt, ...);
+
+static void tls_set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (!err || errlen == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* mbedtls_strerror text plus the raw code, for messages. */
+static void tls_strerror(int mret, char *out, size_t outlen)
+{
+	char text[120];
+	mbedtls_strerror(mret, text, sizeof(text));
+	snprintf(out, outlen, "%s (-0x%04X)", text, (unsigned)-mret);
+}
+
+static bool tls_is_alloc_err(int code)
+{
+	switch (code) {
+	case MBEDTLS_ERR_SSL_ALLOC_FAILED:
+	case MBEDTLS_ERR_X509_ALLOC_FAILED:
+	case MBEDTLS_ERR_PK_ALLOC_FAILED:
+	case MBEDTLS_ERR_MPI_ALLOC_FAILED:
+	case MBEDTLS_ERR_ECP_ALLOC_FAILED:
+	case MBEDTLS_ERR_ASN1_ALLOC_FAILED:
+	case MBEDTLS_ERR_CIPHER_ALLOC_FAILED:
+	case MBEDTLS_ERR_MD_ALLOC_FAILED:
+	case MBEDTLS_ERR_PEM_ALLOC_FAILED:
+	case MBEDTLS_ERR_DHM_ALLOC_FAILED:
+		return true;
+	}
+	return false;
+}
+
+/* Translate an mbedTLS code (possibly high-level + low-level compound) into a negative errno. */
+static int tls_errno(int mret)
+{
+	switch (mret) {
+	case MBEDTLS_ERR_SSL_WANT_READ:
+	case MBEDTLS_ERR_SSL_WANT_WRITE:
+		return -EAGAIN;
+	case MBEDTLS_ERR_X509_CERT_VERIFY_FAILED:
+		return -EBADMSG;
+	case MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE:
+		return -ECONNREFUSED;
+	case MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY:
+	case MBEDTLS_ERR_SSL_CONN_EOF:
+		return -ECONNRESET;
+	}
+	int high = -((-mret) & 0xFF80), low = -((-mret) & 0x007F);
+	if (tls_is_alloc_err(mret) || tls_is_alloc_err(high) || tls_is_alloc_err(low))
+		return -ENOMEM;
+	return -EPROTO;
+}
+
+static const struct {
+	unsigned char desc;
+	const char *name;
+} tls_alerts[] = {
+    {0, "close_notify"},
+    {10, "unexpected_message"},
+    {20, "bad_record_mac"},
+    {22, "record_overflow"},
+    {40, "handshake_failure"},
+    {42, "bad_certificate"},
+    {43, "unsupported_certificate"},
+    {44, "certificate_revoked"},
+    {45, "certificate_expired"},
+    {46, "certificate_unknown"},
+    {47, "illegal_parameter"},
+    {48, "unknown_ca"},
+    {49, "access_denied"},
+    {50, "decode_error"},
+    {51, "decrypt_error"},
+    {70, "protocol_version"},
+    {71, "insufficient_security"},
+    {80, "internal_error"},
+    {86, "inappropriate_fallback"},
+    {90, "user_canceled"},
+    {100, "no_renegotiation"},
+    {110, "unsupported_extension"},
+    {112, "unrecognized_name"},
+};
+
+static const char *tls_alert_name(unsigned desc)
+{
+	for (size_t i = 0; i < sizeof(tls_alerts) / sizeof(tls_alerts[0]); i++)
+		if (tls_alerts[i].desc == desc)
+			return tls_alerts[i].name;
+	return "unknown alert";
+}
+
+/*
+ * Record a failure: translate mret, describe it in t->err and make it sticky, because an
+ * mbedTLS context must not be driven further after a fatal error.
+ */
+static int tls_fail(struct tls *t, int mret, const char *what)
+{
+	int rc = tls_errno(mret);
+	if (mret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
+		uint32_t flags = mbedtls_ssl_get_verify_result(&t->ssl);
+		char info[160] = "";
+		if (flags != 0 && flags != (uint32_t)-1)
+			mbedtls_x509_crt_verify_info(info, sizeof(info), "", flags);
+		/* verify_info writes one line per problem; join them into one line. */
+		size_t n = strlen(info);
+		while (n > 0 && info[n - 1] == '\n')
+			info[--n] = '\0';
+		for (char *p = info; (p = strchr(p, '\n')) != NULL;)
+			*p = ';';
+		tls_set_err(t->err, sizeof(t->err), "certificate verify failed: %s",
+		            info[0] ? info : "unknown reason");
+	} else if (mret == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE) {
+		/*
+		 * mbedTLS 2.28 leaves the alert record in in_msg (a public field in 2.x); its
+		 * description byte says why the server refused (40 handshake_failure is the usual
+		 * answer to a suite or version mismatch).
+		 */
+		if (t->ssl.in_msgtype == MBEDTLS_SSL_MSG_ALERT && t->ssl.in_msglen >= 2 &&
+		    t->ssl.in_msg) {
+			unsigned desc = t->ssl.in_msg[1];
+			tls_set_err(t->err, sizeof(t->err), "%s: peer sent fatal alert %u (%s)",
+			            what, desc, tls_alert_name(desc));
+		} else {
+			tls_set_err(t->err, sizeof(t->err), "%s: peer sent a fatal alert", what);
+		}
+	} else if (mret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) {
+		tls_set_err(t->err, sizeof(t->err), "%s: peer closed the connection", what);
+	} else {
+		char text[160];
+		tls_strerror(mret, text, sizeof(text));
+		tls_set_err(t->err, sizeof(t->err), "%s: %s", what, text);
+	}
+	t->fatal = rc;
+	return rc;
+}
+
+/* Release drained buffers above the keep size, so idle connections hold no extra memory. */
+static void tls_trim(struct buf *b)
+{
+	if (b->len == 0 && b->cap > TLS_KEEP_BUF)
+		buf_finish(b);
+}
+
+static int bio_send(void *ctx, const unsigned char *p, size_t len)
+{
+	struct tls *t = ctx;
+	if (len > INT_MAX)
+		len = INT_MAX;
+	if (buf_append(&t->out, p, len) < 0)
+		return MBEDTLS_ERR_SSL_ALLOC_FAILED;
+	return (int)len;
+}
+
+static int bio_recv(void *ctx, unsigned char *p, size_t len)
+{
+	struct tls *t = ctx;
+	if (t->in.len == 0)
+		return MBEDTLS_ERR_SSL_WANT_READ;
+	size_t n = len < t->in.len ? len : t->in.len;
+	if (n > INT_MAX)
+		n = INT_MAX;
+	memcpy(p, buf_head(&t->in), n);
+	buf_consume(&t->in, n);
+	tls_trim(&t->in);
+	return (int)n;
+}
+
+static bool tls_has_suite(const int *list, int id)
+{
+	for (; *list; list++)
+		if (*list == id)
+			return true;
+	return false;
+}
+
+int tls_config_create(const char *ca_file, bool insecure, struct tls_config **out, char *err,
+                      size_t errlen)
+{
+	*out = NULL;
+	tls_set_err(err, errlen, "%s", "");
+	struct tls_config *cfg = calloc(1, sizeof(*cfg));
+	if (!cfg) {
+		tls_set_err(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	mbedtls_entropy_init(&cfg->entropy);
+	mbedtls_ctr_drbg_init(&cfg->drbg);
+	mbedtls_x509_crt_init(&cfg->ca);
+	mbedtls_ssl_config_init(&cfg->conf);
+
+	int rc, mret;
+	char text[160];
+	static const char pers[] = "danmakud-tls";
+	mret = mbedtls_ctr_drbg_seed(&cfg->drbg, mbedtls_entropy_func, &cfg->entropy,
+	                             (const unsigned char *)pers, sizeof(pers) - 1);
+	if (mret != 0) {
+		tls_strerror(mret, text, sizeof(text));
+		tls_set_err(err, errlen, "cannot seed the random generator: %s", text);
+		rc = tls_is_alloc_err(mret) ? -ENOMEM : -EIO;
+		goto fail;
+	}
+
+	if (!ca_file)
+		ca_file = TLS_DEFAULT_CA_FILE;
+	/* Open it ourselves first, so a missing file is reported with the real errno. */
+	FILE *f = fopen(ca_file, "rb");
+	if (!f) {
+		rc = -errno;
+		tls_set_err(err, errlen, "cannot open CA file %s: %s", ca_file, strerror(errno));
+		goto fail;
+	}
+	fclose(f);
+	/*
+	 * A positive return counts certificates that failed to parse; system bundles contain a
+	 * few that mbedTLS rejects. That is fine as long as at least one was loaded.
+	 */
+	mret = mbedtls_x509_crt_parse_file(&cfg->ca, ca_file);
+	if (mret < 0 || cfg->ca.version == 0) {
+		if (mret < 0)
+			tls_strerror(mret, text, sizeof(text));
+		else
+			snprintf(text, sizeof(text), "no usable certificate");
+		tls_set_err(err, errlen, "cannot load CA file %s: %s", ca_file, text);
+		rc = mret < 0 && tls_is_alloc_err(mret) ? -ENOMEM : -EINVAL;
+		goto fail;
+	}
+
+	mret =
+	    mbedtls_ssl_config_defaults(&cfg->conf, MBEDTLS_SSL_IS_CLIENT,
+	                                MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
+	if (mret != 0) {
+		tls_strerror(mret, text, sizeof(text));
+		tls_set_err(err, errlen, "cannot set TLS defaults: %s", text);
+		rc = tls_errno(mret);
+		goto fail;
+	}
+	mbedtls_ssl_conf_rng(&cfg->conf, mbedtls_ctr_drbg_random, &cfg->drbg);
+	mbedtls_ssl_conf_ca_chain(&cfg->conf, &cfg->ca, NULL);
+	mbedtls_ssl_conf_authmode(&cfg->conf,
+	                          insecure ? MBEDTLS_SSL_VERIFY_NONE : MBEDTLS_SSL_VERIFY_REQUIRED);
+	mbedtls_ssl_conf_min_version(&cfg->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
+	                             MBEDTLS_SSL_MINOR_VERSION_3);
+	/* We never resume sessions, so a stored ticket would only cost memory per connection. */
+	mbedtls_ssl_conf_session_tickets(&cfg->conf, MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
+	/*
+	 * Douyu's danmuproxy offers only static-RSA AES256-GCM-SHA384 (douyu-protocol.md §1.3).
+	 * The default list has it in Debian's 2.28; keep the defaults unless a build lacks it.
+	 */
+	if (!tls_has_suite(mbedtls_ssl_list_ciphersuites(),
+	                   MBEDTLS_TLS_RSA_WITH_AES_256_GCM_SHA384))
+		mbedtls_ssl_conf_ciphersuites(&cfg->conf, tls_fallback_suites);
+
+	*out = cfg;
+	return 0;
+fail:
+	tls_config_destroy(cfg);
+	return rc;
+}
+
+void tls_config_destroy(struct tls_config *cfg)
+{
+	if (!cfg)
+		return;
+	mbedtls_ssl_config_free(&cfg->conf);
+	mbedtls_x509_crt_free(&cfg->ca);
+	mbedtls_ctr_drbg_free(&cfg->drbg);
+	mbedtls_entropy_free(&cfg->entropy);
+	free(cfg);
+}
+
+int tls_create(struct tls_config *cfg, const char *host, struct tls **out)
+{
+	*out = NULL;
+	if (!cfg || !host || !*host)
+		return -EINVAL;
+	struct tls *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	mbedtls_ssl_init(&t->ssl);
+	buf_init(&t->in);
+	buf_init(&t->out);
+
+	int rc;
+	int mret = mbedtls_ssl_setup(&t->ssl, &cfg->conf);
+	if (mret != 0) {
+		rc = tls_errno(mret) == -ENOMEM ? -ENOMEM : -EINVAL;
+		goto fail;
+	}
+	/* Sets SNI and the name the certificate must carry (SAN dNSName, else CN). */
+	mret = mbedtls_ssl_set_hostname(&t->ssl, host);
+	if (mret != 0) {
+		rc = tls_errno(mret) == -ENOMEM ? -ENOMEM : -EINVAL;
+		goto fail;
+	}
+	mbedtls_ssl_set_bio(&t->ssl, t, bio_send, bio_recv, NULL);
+	*out = t;
+	return 0;
+fail:
+	tls_destroy(t);
+	return rc;
+}
+
+void tls_destroy(struct tls *t)
+{
+	if (!t)
+		return;
+	mbedtls_ssl_free(&t->ssl);
+	buf_finish(&t->in);
+	buf_finish(&t->out);
+	free(t);
+}
+
+int tls_feed(struct tls *t, const uint8_t *data, size_t len)
+{
+	tls_trim(&t->out);
+	return buf_append(&t->in, data, len);
+}
+
+int tls_handshake(struct tls *t)
+{
+	if (t->fatal)
+		return t->fatal;
+	if (t->done)
+		return 0;
+	tls_trim(&t->out);
+	int mret = mbedtls_ssl_handshake(&t->ssl);
+	if (mret == 0) {
+		t->done = true;
+		return 0;
+	}
+	if (mret == MBEDTLS_ERR_SSL_WANT_READ || mret == MBEDTLS_ERR_SSL_WANT_WRITE)
+		return -EAGAIN;
+	return tls_fail(t, mret, "handshake");
+}
+
+ssize_t tls_read(struct tls *t, uint8_t *out, size_t cap)
+{
+	if (t->fatal)
+		return t->fatal;
+	if (t->closed)
+		return 0;
+	if (!t->done)
+		return -ENOTCONN;
+	/* mbedtls_ssl_read(len 0) returns 0, which would look like close_notify. */
+	if (cap == 0)
+		return -EINVAL;
+	tls_trim(&t->out);
+	int mret = mbedtls_ssl_read(&t->ssl, out, cap);
+	if (mret > 0)
+		return mret;
+	if (mret == MBEDTLS_ERR_SSL_WANT_READ || mret == MBEDTLS_ERR_SSL_WANT_WRITE)
+		return -EAGAIN;
+	/* Our BIO never reports EOF, so 0 cannot come back from mbedTLS; treat it as close. */
+	if (mret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || mret == 0) {
+		t->closed = true;
+		tls_set_err(t->err, sizeof(t->err), "peer sent close_notify");
+		return 0;
+	}
+	return tls_fail(t, mret, "read");
+}
+
+int tls_write(struct tls *t, const uint8_t *data, size_t len)
+{
+	if (t->fatal)
+		return t->fatal;
+	if (!t->done)
+		return -ENOTCONN;
+	tls_trim(&t->out);
+	/*
+	 * mbedtls_ssl_write takes at most one record (16 KiB) per call. The memory BIO never
+	 * blocks, so WANT_WRITE cannot happen, and with renegotiation off neither can WANT_READ;
+	 * either would leave a record half written, so it is treated as fatal.
+	 */
+	while (len > 0) {
+		int mret = mbedtls_ssl_write(&t->ssl, data, len);
+		if (mret == MBEDTLS_ERR_SSL_WANT_READ || mret == MBEDTLS_ERR_SSL_WANT_WRITE) {
+			tls_set_err(t->err, sizeof(t->err), "write: unexpected would-block");
+			t->fatal = -EIO;
+			return -EIO;
+		}
+		if (mret < 0)
+			return tls_fail(t, mret, "write");
+		data += mret;
+		len -= (size_t)mret;
+	}
+	return 0;
+}
+
+void tls_close_notify(struct tls *t)
+{
+	if (t->fatal)
+		return;
+	/* Sends nothing (and returns 0) unless the handshake is complete. */
+	mbedtls_ssl_close_notify(&t->ssl);
+}
+
+struct buf *tls_pending_out(struct tls *t)
+{
+	return &t->out;
+}
+
+const char *tls_last_error(const struct tls *t)
+{
+	if (!t || !t->err[0])
+		return "no error";
+	return t->err;
+}
+
+const char *tls_ciphersuite(const struct tls *t)
+{
+	if (!t || !t->done)
+		return "";
+	const char *name = mbedtls_ssl_get_ciphersuite(&t->ssl);
+	return name ? name : "";
+}
