@@ -26,7 +26,8 @@ struct ws_callbacks {
 /*
  * Create a client for ws://host[:port]/path. host_header is the Host header value (with
  * ":port" when not the default). max_message: 0 means WS_MAX_MESSAGE. cb and user_data must
- * outlive the ws. Returns 0 or -ENOMEM.
+ * outlive the ws. Returns 0, -EINVAL (empty host_header, path not starting with '/', or
+ * CR/LF/space where they would break the request) or -ENOMEM.
  */
 int ws_create(const char *host_header, const char *path, size_t max_message,
 	      const struct ws_callbacks *cb, void *user_data, struct ws **out);
