@@ -51,9 +51,9 @@ int store_room(struct store *s, int64_t room_id, const char *label, int64_t now_
 int64_t store_session_begin(struct store *s, int64_t room_id, const char *server, int64_t ts);
 /* Queue joined_at for a session. */
 int store_session_joined(struct store *s, int64_t session_id, int64_t ts);
-/* Queue the end of a session: ended_at, end_reason, messages. */
-int store_session_end(struct store *s, int64_t session_id, int64_t ts, const char *reason,
-		      int64_t messages);
+/* Queue the end of a session: ended_at, end_reason. (sessions.messages is kept by the store
+ * itself: every flush adds the rows it really inserted, so duplicates are not counted.) */
+int store_session_end(struct store *s, int64_t session_id, int64_t ts, const char *reason);
 /* Copy a message into the queue. Returns 0, or -ENOBUFS when the queue bound is reached
  * (the row is dropped and counted), or -ENOMEM. */
 int store_append(struct store *s, const struct record *rec);

@@ -1,0 +1,780 @@
+/*
+ * store: the SQLite database. store_open() opens one connection (WAL, synchronous=NORMAL),
+ * creates or migrates the schema of design.md §5 in one transaction and prepares every
+ * statement once. Writes never touch the database directly: each one becomes an op in an
+ * in-memory FIFO (one allocation per op, strings copied in the same block), and store_flush()
+ * replays the oldest ops inside one BEGIN IMMEDIATE ... COMMIT. Ops are freed only after their
+ * COMMIT succeeded, so a locked, full or failing database keeps every queued row for the next
+ * attempt; only the memory bound (max_queue_bytes) drops messages, and it counts them.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STORE_DEFAULT_MAX_QUEUE ((size_t)256 << 20)
+
+/* Tables and indexes, exactly as design.md §5 (comments included: `.schema` shows them). */
+/* clang-format off */
+static const char schema_tables_v1[] =
+	"CREATE TABLE rooms (\n"
+	"  room_id   INTEGER PRIMARY KEY,   -- Douyu numeric room id (douyu.com/<room_id>)\n"
+	"  label     TEXT,                  -- optional name from the config\n"
+	"  added_at  INTEGER NOT NULL\n"
+	");\n"
+	"CREATE TABLE sessions (            -- one row per connection that reached TCP-connected\n"
+	"  id          INTEGER PRIMARY KEY,\n"
+	"  room_id     INTEGER NOT NULL,\n"
+	"  server      TEXT NOT NULL,       -- e.g. wss://danmuproxy.douyu.com:8504/\n"
+	"  started_at  INTEGER NOT NULL,\n"
+	"  joined_at   INTEGER,             -- login accepted and group joined\n"
+	"  ended_at    INTEGER,             -- NULL while the session is live\n"
+	"  end_reason  TEXT,                -- shutdown | server closed | heartbeat timeout | "
+	"tls: ... | removed | ...\n"
+	"  messages    INTEGER NOT NULL DEFAULT 0\n"
+	");\n"
+	"CREATE TABLE messages (\n"
+	"  id          INTEGER PRIMARY KEY,\n"
+	"  room_id     INTEGER NOT NULL,\n"
+	"  ts          INTEGER NOT NULL,    -- when received\n"
+	"  type        TEXT NOT NULL,       -- the platform's message type: chatmsg, dgb, uenter, ...\n"
+	"  uid         INTEGER,\n"
+	"  nick        TEXT,\n"
+	"  level       INTEGER,\n"
+	"  text        TEXT,                -- chat text for chat messages, else NULL\n"
+	"  cid         TEXT,                -- the platform's unique message id, when it has one\n"
+	"  session_id  INTEGER,\n"
+	"  data        TEXT NOT NULL        -- every field of the message, as a JSON object, lossless\n"
+	");\n"
+	"CREATE INDEX messages_room_ts ON messages(room_id, ts);\n"
+	"CREATE UNIQUE INDEX messages_room_cid ON messages(room_id, cid) WHERE cid IS NOT NULL;\n";
+
+/*
+ * Views for people at the sqlite3 prompt. gaps: per room, the periods no session covered.
+ * Sessions are ordered by start; a gap runs from the latest end among all earlier sessions (a
+ * running max, so a long session overlapping short ones hides no gap) to the next start. A
+ * session without ended_at (the process was killed) counts as covering only its start, so
+ * the time after a crash shows up as a gap rather than being hidden.
+ */
+static const char schema_views_v1[] =
+	"CREATE VIEW chat AS\n"
+	"  SELECT datetime(ts / 1000, 'unixepoch', 'localtime') AS time,\n"
+	"         room_id, uid, nick, level, text\n"
+	"  FROM messages WHERE type = 'chatmsg';\n"
+	"CREATE VIEW gifts AS\n"
+	"  SELECT datetime(ts / 1000, 'unixepoch', 'localtime') AS time,\n"
+	"         room_id, uid, nick,\n"
+	"         json_extract(data, '$.gfid') AS gift_id,\n"
+	"         json_extract(data, '$.gfn') AS gift_name,\n"
+	"         json_extract(data, '$.gfcnt') AS count,\n"
+	"         json_extract(data, '$.hits') AS hits\n"
+	"  FROM messages WHERE type = 'dgb';\n"
+	"CREATE VIEW gaps AS\n"
+	"  SELECT room_id,\n"
+	"         datetime(prev_end / 1000, 'unixepoch', 'localtime') AS gap_from,\n"
+	"         datetime(started_at / 1000, 'unixepoch', 'localtime') AS gap_to,\n"
+	"         (started_at - prev_end) / 1000.0 AS seconds\n"
+	"  FROM (SELECT room_id, started_at,\n"
+	"               max(coalesce(ended_at, started_at)) OVER (\n"
+	"                 PARTITION BY room_id ORDER BY started_at, id\n"
+	"                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end\n"
+	"        FROM sessions)\n"
+	"  WHERE started_at > prev_end;\n";
+/* clang-format on */
+
+/* Each migration takes the database from version i to i + 1 (one transaction for all). */
+static const char *const migrations[STORE_SCHEMA_VERSION][2] = {
+    {schema_tables_v1, schema_views_v1},
+};
+
+enum op_kind { OP_ROOM, OP_SESSION_BEGIN, OP_SESSION_JOINED, OP_SESSION_END, OP_MESSAGE };
+
+/* A string copied into an op's block; p == NULL for SQL NULL. */
+struct op_str {
+	const char *p;
+	int len;
+};
+
+struct op_msg {
+	int64_t room_id, ts, session_id, uid, level;
+	bool has_uid, has_level;
+	struct op_str type, nick, text, cid, data;
+};
+
+/* One queued write: a single allocation, its strings copied after the fixed part. */
+struct op {
+	struct op *next;
+	size_t size; /* bytes charged to queued_bytes */
+	enum op_kind kind;
+	union {
+		struct {
+			int64_t room_id, now;
+			struct op_str label;
+		} room;
+		struct {
+			int64_t id, room_id, ts;
+			struct op_str server;
+		} begin;
+		struct {
+			int64_t id, ts;
+		} joined;
+		struct {
+			int64_t id, ts;
+			struct op_str reason;
+		} end;
+		struct op_msg msg;
+	} u;
+	char str[];
+};
+
+enum stmt_id {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_ROOM,
+	ST_SESSION_BEGIN,
+	ST_SESSION_JOINED,
+	ST_SESSION_END,
+	ST_SESSION_COUNT,
+	ST_MESSAGE,
+	ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_ROOM] = "INSERT INTO rooms(room_id, label, added_at) VALUES(?1, ?2, ?3) "
+                "ON CONFLICT(room_id) DO UPDATE SET label = coalesce(excluded.label, label)",
+    [ST_SESSION_BEGIN] = "INSERT INTO sessions(id, room_id, server, started_at) "
+                         "VALUES(?1, ?2, ?3, ?4)",
+    [ST_SESSION_JOINED] = "UPDATE sessions SET joined_at = ?2 WHERE id = ?1",
+    [ST_SESSION_END] = "UPDATE sessions SET ended_at = ?2, end_reason = ?3 WHERE id = ?1",
+    [ST_SESSION_COUNT] = "UPDATE sessions SET messages = messages + ?2 WHERE id = ?1",
+    [ST_MESSAGE] = "INSERT OR IGNORE INTO messages(room_id, ts, type, uid, nick, level, text, "
+                   "cid, session_id, data) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+};
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *st[ST_COUNT];
+	struct op *head;
+	struct op **tail; /* &last->next, or &head when empty */
+	size_t max_queue_bytes;
+	int64_t next_session_id;
+	/* Per-flush count of inserted rows by session (open addressing; key 0 = empty), so that
+	 * sessions.messages counts rows really stored, not duplicates the index ignored. */
+	struct session_count {
+		int64_t id;
+		int64_t n;
+	} *counts;
+	size_t counts_cap, counts_used;
+	struct store_stats stats;
+	char err[256];
+};
+
+/* SQLite result code (primary or extended) -> negative errno. */
+static int errno_from_sqlite(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EPERM;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	}
+	/* SQLITE_IOERR*, CORRUPT, CANTOPEN, NOTADB, CONSTRAINT, ... */
+	return -EIO;
+}
+
+/* Record "what: sqlite's message" as the last error and return the errno for rc. */
+static int db_fail(struct store *s, int rc, const char *what)
+{
+	const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+	snprintf(s->err, sizeof(s->err), "%s: %s", what, msg);
+	return errno_from_sqlite(rc);
+}
+
+static int exec(struct store *s, const char *sql, const char *what)
+{
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : db_fail(s, rc, what);
+}
+
+/* Run a one-row query that returns an integer. */
+static int query_int(struct store *s, const char *sql, int64_t *out)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_fail(s, rc, sql);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		rc = SQLITE_OK;
+	}
+	int ret = rc == SQLITE_OK ? 0 : db_fail(s, rc, sql);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static int set_pragmas(struct store *s, int busy_timeout_ms)
+{
+	sqlite3_busy_timeout(s->db, busy_timeout_ms > 0 ? busy_timeout_ms : 0);
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_fail(s, rc, "journal_mode");
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		int ret = db_fail(s, rc, "journal_mode");
+		sqlite3_finalize(st);
+		return ret;
+	}
+	const char *mode = (const char *)sqlite3_column_text(st, 0);
+	/* An in-memory database cannot use WAL; anything else would lose our crash guarantees. */
+	int ret = 0;
+	if (!mode || (strcmp(mode, "wal") != 0 && strcmp(mode, "memory") != 0)) {
+		snprintf(s->err, sizeof(s->err), "cannot enable WAL: journal_mode is %s",
+		         mode ? mode : "unknown");
+		ret = -EIO;
+	}
+	sqlite3_finalize(st);
+	if (ret < 0)
+		return ret;
+	return exec(s,
+	            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF; "
+	            "PRAGMA temp_store = MEMORY;",
+	            "pragmas");
+}
+
+/*
+ * Bring the schema to STORE_SCHEMA_VERSION. The version is read first without a lock, so an
+ * up-to-date database is never write-locked at open; a migration re-reads it under BEGIN
+ * IMMEDIATE, in case another process migrated in between.
+ */
+static int migrate(struct store *s)
+{
+	int64_t v;
+	int rc = query_int(s, "PRAGMA user_version", &v);
+	if (rc < 0)
+		return rc;
+	if (v == STORE_SCHEMA_VERSION)
+		return 0;
+	if (v > STORE_SCHEMA_VERSION || v < 0)
+		goto too_new;
+	rc = exec(s, "BEGIN IMMEDIATE", "begin schema");
+	if (rc < 0)
+		return rc;
+	rc = query_int(s, "PRAGMA user_version", &v);
+	if (rc < 0)
+		goto rollback;
+	if (v > STORE_SCHEMA_VERSION || v < 0) {
+		exec(s, "ROLLBACK", "rollback");
+		goto too_new;
+	}
+	for (; v < STORE_SCHEMA_VERSION; v++) {
+		for (size_t i = 0; i < sizeof(migrations[v]) / sizeof(migrations[v][0]); i++) {
+			if (!migrations[v][i])
+				continue;
+			rc = exec(s, migrations[v][i], "create schema");
+			if (rc < 0)
+				goto rollback;
+		}
+	}
+	char sql[64];
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
+	rc = exec(s, sql, "set schema version");
+	if (rc < 0)
+		goto rollback;
+	rc = exec(s, "COMMIT", "commit schema");
+	if (rc < 0)
+		goto rollback;
+	return 0;
+
+rollback:
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+too_new:
+	snprintf(s->err, sizeof(s->err),
+	         "database schema version %lld is newer than this danmakud supports (%d)",
+	         (long long)v, STORE_SCHEMA_VERSION);
+	return -EPROTONOSUPPORT;
+}
+
+static int prepare_all(struct store *s)
+{
+	for (int i = 0; i < ST_COUNT; i++) {
+		int rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+		                            &s->st[i], NULL);
+		if (rc != SQLITE_OK)
+			return db_fail(s, rc, "prepare");
+	}
+	return 0;
+}
+
+int store_open(const char *path, const struct store_options *opt, struct store **out, char *err,
+               size_t errlen)
+{
+	*out = NULL;
+	struct store *s = calloc(1, sizeof(*s));
+	if (!s) {
+		if (err && errlen)
+			snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	s->tail = &s->head;
+	s->max_queue_bytes =
+	    opt && opt->max_queue_bytes ? opt->max_queue_bytes : STORE_DEFAULT_MAX_QUEUE;
+	int rc = sqlite3_open_v2(
+	    path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		char what[160];
+		snprintf(what, sizeof(what), "open %s", path);
+		rc = db_fail(s, rc, what);
+		goto fail;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	rc = set_pragmas(s, opt ? opt->busy_timeout_ms : 0);
+	if (rc < 0)
+		goto fail;
+	rc = migrate(s);
+	if (rc < 0)
+		goto fail;
+	int64_t max_id;
+	rc = query_int(s, "SELECT coalesce(max(id), 0) FROM sessions", &max_id);
+	if (rc < 0)
+		goto fail;
+	s->next_session_id = max_id + 1;
+	rc = prepare_all(s);
+	if (rc < 0)
+		goto fail;
+	*out = s;
+	return 0;
+
+fail:
+	if (err && errlen)
+		snprintf(err, errlen, "%s", s->err);
+	store_close(s);
+	return rc;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(s->st[i]);
+	sqlite3_close(s->db);
+	free(s->counts);
+	struct op *o = s->head;
+	while (o) {
+		struct op *next = o->next;
+		free(o);
+		o = next;
+	}
+	free(s);
+}
+
+/* ---- the queue ---- */
+
+/* Bytes a string needs in an op block (with its NUL), 0 for NULL. */
+static size_t str_need(const char *p, size_t len)
+{
+	return p ? len + 1 : 0;
+}
+
+/* Copy a string into the block at *cur and describe it in *dst. */
+static void str_put(struct op_str *dst, char **cur, const char *p, size_t len)
+{
+	if (!p) {
+		dst->p = NULL;
+		dst->len = 0;
+		return;
+	}
+	memcpy(*cur, p, len);
+	(*cur)[len] = '\0';
+	dst->p = *cur;
+	dst->len = (int)len;
+	*cur += len + 1;
+}
+
+static struct op *op_new(enum op_kind kind, size_t strbytes)
+{
+	size_t size = offsetof(struct op, str) + strbytes;
+	struct op *o = malloc(size);
+	if (!o)
+		return NULL;
+	o->next = NULL;
+	o->size = size;
+	o->kind = kind;
+	return o;
+}
+
+static void op_push(struct store *s, struct op *o)
+{
+	*s->tail = o;
+	s->tail = &o->next;
+	s->stats.queued_rows++;
+	s->stats.queued_bytes += o->size;
+}
+
+/* Strings for session and room rows are short; anything past INT_MAX is a caller bug. */
+static int str_len(const char *p, size_t *len)
+{
+	*len = p ? strlen(p) : 0;
+	return *len > INT_MAX ? -EINVAL : 0;
+}
+
+int store_room(struct store *s, int64_t room_id, const char *label, int64_t now_ms)
+{
+	size_t len;
+	if (str_len(label, &len) < 0)
+		return -EINVAL;
+	struct op *o = op_new(OP_ROOM, str_need(label, len));
+	if (!o)
+		return -ENOMEM;
+	char *cur = o->str;
+	o->u.room.room_id = room_id;
+	o->u.room.now = now_ms;
+	str_put(&o->u.room.label, &cur, label, len);
+	op_push(s, o);
+	return 0;
+}
+
+int64_t store_session_begin(struct store *s, int64_t room_id, const char *server, int64_t ts)
+{
+	if (!server)
+		server = "";
+	size_t len;
+	if (str_len(server, &len) < 0)
+		return -EINVAL;
+	struct op *o = op_new(OP_SESSION_BEGIN, str_need(server, len));
+	if (!o)
+		return -ENOMEM;
+	char *cur = o->str;
+	o->u.begin.id = s->next_session_id++;
+	o->u.begin.room_id = room_id;
+	o->u.begin.ts = ts;
+	str_put(&o->u.begin.server, &cur, server, len);
+	op_push(s, o);
+	return o->u.begin.id;
+}
+
+int store_session_joined(struct store *s, int64_t session_id, int64_t ts)
+{
+	if (session_id <= 0)
+		return -EINVAL;
+	struct op *o = op_new(OP_SESSION_JOINED, 0);
+	if (!o)
+		return -ENOMEM;
+	o->u.joined.id = session_id;
+	o->u.joined.ts = ts;
+	op_push(s, o);
+	return 0;
+}
+
+int store_session_end(struct store *s, int64_t session_id, int64_t ts, const char *reason)
+{
+	if (session_id <= 0)
+		return -EINVAL;
+	size_t len;
+	if (str_len(reason, &len) < 0)
+		return -EINVAL;
+	struct op *o = op_new(OP_SESSION_END, str_need(reason, len));
+	if (!o)
+		return -ENOMEM;
+	char *cur = o->str;
+	o->u.end.id = session_id;
+	o->u.end.ts = ts;
+	str_put(&o->u.end.reason, &cur, reason, len);
+	op_push(s, o);
+	return 0;
+}
+
+/* The hot path: one strlen per string, one malloc, one memcpy per string. */
+int store_append(struct store *s, const struct record *rec)
+{
+	const char *type = rec->type ? rec->type : "";
+	size_t type_len = strlen(type);
+	size_t nick_len = rec->nick ? strlen(rec->nick) : 0;
+	size_t text_len = rec->text ? strlen(rec->text) : 0;
+	size_t cid_len = rec->cid ? strlen(rec->cid) : 0;
+	const char *data = rec->data ? rec->data : "{}";
+	size_t data_len = rec->data ? rec->data_len : 2;
+	size_t strbytes = (type_len + 1) + str_need(rec->nick, nick_len) +
+	                  str_need(rec->text, text_len) + str_need(rec->cid, cid_len) +
+	                  (data_len + 1);
+	size_t size = offsetof(struct op, str) + strbytes;
+	if (size > s->max_queue_bytes - s->stats.queued_bytes ||
+	    s->stats.queued_bytes > s->max_queue_bytes) {
+		s->stats.dropped++;
+		return -ENOBUFS;
+	}
+	if (type_len > INT_MAX || nick_len > INT_MAX || text_len > INT_MAX || cid_len > INT_MAX ||
+	    data_len > INT_MAX)
+		return -EINVAL;
+	struct op *o = op_new(OP_MESSAGE, strbytes);
+	if (!o)
+		return -ENOMEM;
+	struct op_msg *m = &o->u.msg;
+	m->room_id = rec->room_id;
+	m->ts = rec->ts;
+	m->session_id = rec->session_id;
+	m->has_uid = rec->has_uid;
+	m->uid = rec->uid;
+	m->has_level = rec->has_level;
+	m->level = rec->level;
+	char *cur = o->str;
+	str_put(&m->type, &cur, type, type_len);
+	str_put(&m->nick, &cur, rec->nick, nick_len);
+	str_put(&m->text, &cur, rec->text, text_len);
+	str_put(&m->cid, &cur, rec->cid, cid_len);
+	str_put(&m->data, &cur, data, data_len);
+	op_push(s, o);
+	return 0;
+}
+
+/* ---- the flush ---- */
+
+/* Bind a queued string. SQLITE_STATIC: the op outlives the statement's use of it (the op is
+ * freed only after COMMIT, and every statement is reset after its step). */
+static int bind_str(sqlite3_stmt *st, int i, const struct op_str *v)
+{
+	return v->p ? sqlite3_bind_text(st, i, v->p, v->len, SQLITE_STATIC)
+	            : sqlite3_bind_null(st, i);
+}
+
+static int bind_opt_int(sqlite3_stmt *st, int i, bool has, int64_t v)
+{
+	return has ? sqlite3_bind_int64(st, i, v) : sqlite3_bind_null(st, i);
+}
+
+/* Bind the op's values to its statement; returns the statement, or NULL (rc in *rc). */
+static sqlite3_stmt *bind_op(struct store *s, const struct op *o, int *rc)
+{
+	sqlite3_stmt *st = NULL;
+	int r = SQLITE_OK;
+	switch (o->kind) {
+	case OP_ROOM:
+		st = s->st[ST_ROOM];
+		r |= sqlite3_bind_int64(st, 1, o->u.room.room_id);
+		r |= bind_str(st, 2, &o->u.room.label);
+		r |= sqlite3_bind_int64(st, 3, o->u.room.now);
+		break;
+	case OP_SESSION_BEGIN:
+		st = s->st[ST_SESSION_BEGIN];
+		r |= sqlite3_bind_int64(st, 1, o->u.begin.id);
+		r |= sqlite3_bind_int64(st, 2, o->u.begin.room_id);
+		r |= bind_str(st, 3, &o->u.begin.server);
+		r |= sqlite3_bind_int64(st, 4, o->u.begin.ts);
+		break;
+	case OP_SESSION_JOINED:
+		st = s->st[ST_SESSION_JOINED];
+		r |= sqlite3_bind_int64(st, 1, o->u.joined.id);
+		r |= sqlite3_bind_int64(st, 2, o->u.joined.ts);
+		break;
+	case OP_SESSION_END:
+		st = s->st[ST_SESSION_END];
+		r |= sqlite3_bind_int64(st, 1, o->u.end.id);
+		r |= sqlite3_bind_int64(st, 2, o->u.end.ts);
+		r |= bind_str(st, 3, &o->u.end.reason);
+		break;
+	case OP_MESSAGE: {
+		const struct op_msg *m = &o->u.msg;
+		st = s->st[ST_MESSAGE];
+		r |= sqlite3_bind_int64(st, 1, m->room_id);
+		r |= sqlite3_bind_int64(st, 2, m->ts);
+		r |= bind_str(st, 3, &m->type);
+		r |= bind_opt_int(st, 4, m->has_uid, m->uid);
+		r |= bind_str(st, 5, &m->nick);
+		r |= bind_opt_int(st, 6, m->has_level, m->level);
+		r |= bind_str(st, 7, &m->text);
+		r |= bind_str(st, 8, &m->cid);
+		/* No session (its begin failed): NULL rather than a dangling id. */
+		r |= bind_opt_int(st, 9, m->session_id > 0, m->session_id);
+		r |= bind_str(st, 10, &m->data);
+		break;
+	}
+	}
+	/* Bind calls return SQLITE_OK (0) or an error: OR-ing them keeps "non-zero = failed". */
+	if (r != SQLITE_OK) {
+		*rc = sqlite3_errcode(s->db);
+		if (*rc == SQLITE_OK)
+			*rc = SQLITE_ERROR;
+		sqlite3_reset(st);
+		return NULL;
+	}
+	return st;
+}
+
+/* Step a statement that returns no rows, then reset it. */
+static int step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int count_grow(struct store *s)
+{
+	size_t cap = s->counts_cap ? s->counts_cap * 2 : 64;
+	struct session_count *c = calloc(cap, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->counts_cap; i++) {
+		if (!s->counts[i].id)
+			continue;
+		size_t j = (size_t)s->counts[i].id & (cap - 1);
+		while (c[j].id)
+			j = (j + 1) & (cap - 1);
+		c[j] = s->counts[i];
+	}
+	free(s->counts);
+	s->counts = c;
+	s->counts_cap = cap;
+	return 0;
+}
+
+static void count_apply_discard(struct store *s)
+{
+	if (s->counts_used)
+		memset(s->counts, 0, s->counts_cap * sizeof(*s->counts));
+	s->counts_used = 0;
+}
+
+static int count_add(struct store *s, int64_t id)
+{
+	if (s->counts_used * 2 >= s->counts_cap && count_grow(s) < 0)
+		return -ENOMEM;
+	size_t mask = s->counts_cap - 1, j = (size_t)id & mask;
+	while (s->counts[j].id && s->counts[j].id != id)
+		j = (j + 1) & mask;
+	if (!s->counts[j].id) {
+		s->counts[j].id = id;
+		s->counts_used++;
+	}
+	s->counts[j].n++;
+	return 0;
+}
+
+/* Add this flush's per-session counts (inside its transaction) and empty the table. */
+static int count_apply(struct store *s)
+{
+	int rc = SQLITE_OK;
+	for (size_t i = 0; i < s->counts_cap && s->counts_used; i++) {
+		struct session_count *c = &s->counts[i];
+		if (!c->id)
+			continue;
+		if (rc == SQLITE_OK) {
+			sqlite3_stmt *st = s->st[ST_SESSION_COUNT];
+			sqlite3_bind_int64(st, 1, c->id);
+			sqlite3_bind_int64(st, 2, c->n);
+			rc = step_done(st);
+		}
+		c->id = 0;
+		c->n = 0;
+		s->counts_used--;
+	}
+	return rc;
+}
+
+/*
+ * One transaction over the oldest ops:
+ *  1. BEGIN IMMEDIATE (fails fast with -EBUSY when another writer holds the database);
+ *  2. replay up to max_rows ops with the cached statements, counting inserted and ignored
+ *     (duplicate cid) messages locally;
+ *  3. COMMIT; only then free the committed ops, advance the head and add the counts to the
+ *     stats. On any error: ROLLBACK if a transaction is still open, keep the queue as it was,
+ *     count the failed flush and keep sqlite's message for store_last_error.
+ */
+int store_flush(struct store *s, size_t max_rows)
+{
+	if (!s->head)
+		return 0;
+	const char *what = "begin";
+	int rc = step_done(s->st[ST_BEGIN]);
+	if (rc != SQLITE_OK)
+		goto fail;
+	uint64_t inserted = 0, ignored = 0;
+	size_t n = 0;
+	struct op *o = s->head;
+	for (; o && (max_rows == 0 || n < max_rows); o = o->next, n++) {
+		what = "bind";
+		sqlite3_stmt *st = bind_op(s, o, &rc);
+		if (!st)
+			goto fail;
+		what = "write";
+		rc = step_done(st);
+		if (rc != SQLITE_OK)
+			goto fail;
+		if (o->kind == OP_MESSAGE) {
+			if (sqlite3_changes(s->db) > 0) {
+				inserted++;
+				if (o->u.msg.session_id > 0 && count_add(s, o->u.msg.session_id) < 0) {
+					rc = SQLITE_NOMEM;
+					goto fail;
+				}
+			} else {
+				ignored++;
+			}
+		}
+	}
+	what = "write";
+	rc = count_apply(s);
+	if (rc != SQLITE_OK)
+		goto fail;
+	what = "commit";
+	rc = step_done(s->st[ST_COMMIT]);
+	if (rc != SQLITE_OK)
+		goto fail;
+
+	/* Committed: [head, o) is in the database. */
+	while (s->head != o) {
+		struct op *next = s->head->next;
+		s->stats.queued_rows--;
+		s->stats.queued_bytes -= s->head->size;
+		free(s->head);
+		s->head = next;
+	}
+	if (!s->head)
+		s->tail = &s->head;
+	s->stats.committed += inserted;
+	s->stats.duplicates += ignored;
+	/* Drop the pointers into the freed ops (hygiene: every bind is redone before a step). */
+	for (int i = ST_ROOM; i < ST_COUNT; i++)
+		sqlite3_clear_bindings(s->st[i]);
+	return s->head ? -EAGAIN : 0;
+
+fail:;
+	count_apply_discard(s);
+	int ret = db_fail(s, rc, what);
+	if (!sqlite3_get_autocommit(s->db))
+		step_done(s->st[ST_ROLLBACK]);
+	for (int i = ST_ROOM; i < ST_COUNT; i++)
+		sqlite3_clear_bindings(s->st[i]);
+	s->stats.failed_flushes++;
+	return ret;
+}
+
+void store_get_stats(const struct store *s, struct store_stats *out)
+{
+	*out = s->stats;
+}
+
+const char *store_last_error(const struct store *s)
+{
+	return s && s->err[0] ? s->err : "no error";
+}
