@@ -1,0 +1,522 @@
+/*
+ * conf: the INI config of design.md §6, parsed from a string into a struct conf. One pass over
+ * the lines; each [recorder] and [douyu] key is found in a single table (key, section, type,
+ * bounds, field offset) and validated there. [rooms] lines go through a small hash of room
+ * id -> line, so that a duplicate can name both lines. The result is built in a private struct
+ * and handed over only on success, so a failed parse leaves the caller's struct untouched at
+ * its conf_init state. Debian's libinih-dev was considered and not used: its handler gets no
+ * line number unless the library is built with INI_HANDLER_LINENO, and its default build
+ * options (200-byte lines, indented lines continuing the previous value, inline ';' comments)
+ * do not match this format, so a small hand parser is simpler than working around them.
+ *
+ * Format: blank lines and lines whose first non-blank character is '#' or ';' are ignored;
+ * there are no inline comments (a label may contain '#'). Keys, values and section names are
+ * trimmed of spaces and tabs and compared case-sensitively. A UTF-8 BOM at the start and CRLF
+ * line ends are accepted. Defaults (250 ms, 45 s, Douyu's servers) are applied by the caller,
+ * because command-line flags override the file: here "not set" stays -1 or NULL.
+ */
+#include "conf.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONF_MAX_LINE 4096
+#define CONF_MAX_ROOM_ID (INT64_C(1) << 53)
+
+enum conf_section { SEC_NONE, SEC_RECORDER, SEC_DOUYU, SEC_ROOMS };
+
+static const char *const section_names[] = {
+    [SEC_NONE] = "",
+    [SEC_RECORDER] = "recorder",
+    [SEC_DOUYU] = "douyu",
+    [SEC_ROOMS] = "rooms",
+};
+
+enum conf_type {
+	CONF_T_STRING,  /* char *, non-empty */
+	CONF_T_INT,     /* int in [min, max] */
+	CONF_T_SERVERS, /* char *servers[CONF_MAX_SERVERS] plus n_servers */
+};
+
+struct conf_key {
+	const char *key;
+	enum conf_section section;
+	enum conf_type type;
+	int min, max;
+	size_t offset;
+};
+
+/* Every setting outside [rooms]. Unset values are NULL, -1 or an empty list (see conf_init). */
+static const struct conf_key conf_keys[] = {
+    {"database", SEC_RECORDER, CONF_T_STRING, 0, 0, offsetof(struct conf, database)},
+    {"flush_ms", SEC_RECORDER, CONF_T_INT, 10, 60000, offsetof(struct conf, flush_ms)},
+    {"servers", SEC_DOUYU, CONF_T_SERVERS, 0, 0, offsetof(struct conf, servers)},
+    {"heartbeat_s", SEC_DOUYU, CONF_T_INT, 1, 3600, offsetof(struct conf, heartbeat_s)},
+};
+#define N_KEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
+
+/* Open-addressing set of room ids (0 marks a free slot; ids are positive). */
+struct room_slot {
+	int64_t id;
+	size_t line;
+};
+
+struct parser {
+	struct conf c;
+	const char *file;
+	char *err;
+	size_t errlen;
+	size_t line; /* 1-based number of the line being parsed */
+	enum conf_section section;
+	size_t key_line[N_KEYS]; /* where each table key was set, 0 if not yet */
+	size_t rooms_cap;
+	struct room_slot *slots;
+	size_t n_slots; /* a power of two, or 0 */
+};
+
+void conf_init(struct conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (conf_keys[i].type == CONF_T_INT)
+			*(int *)((char *)c + conf_keys[i].offset) = -1;
+}
+
+void conf_finish(struct conf *c)
+{
+	free(c->database);
+	for (size_t i = 0; i < c->n_servers; i++)
+		free(c->servers[i]);
+	for (size_t i = 0; i < c->n_rooms; i++)
+		free(c->rooms[i].label);
+	free(c->rooms);
+	conf_init(c);
+}
+
+/* Format "FILE:LINE: message" into the caller's buffer; returns -EINVAL for tail calls. */
+static int fail(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(struct parser *p, const char *fmt, ...)
+{
+	if (!p->err || p->errlen == 0)
+		return -EINVAL;
+	int n = snprintf(p->err, p->errlen, "%s:%zu: ", p->file, p->line);
+	if (n >= 0 && (size_t)n < p->errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+static int fail_nomem(struct parser *p)
+{
+	fail(p, "out of memory");
+	return -ENOMEM;
+}
+
+/*
+ * Copy s[0..n) into dst for quoting in a message: at most 60 bytes (cut on a UTF-8 boundary,
+ * then "..."), with control bytes shown as \xNN so that a stray CR or escape cannot garble the
+ * terminal.
+ */
+static const char *quote(char *dst, size_t cap, const char *s, size_t n)
+{
+	const size_t max = 60;
+	size_t o = 0;
+	bool cut = n > max;
+	if (cut) {
+		n = max;
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	}
+	for (size_t i = 0; i < n && o + 5 < cap; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch < 0x20 || ch == 0x7f)
+			o += (size_t)snprintf(dst + o, cap - o, "\\x%02x", ch);
+		else
+			dst[o++] = (char)ch;
+	}
+	if (cut && o + 4 <= cap) {
+		memcpy(dst + o, "...", 3);
+		o += 3;
+	}
+	dst[o] = '\0';
+	return dst;
+}
+
+#define QUOTE_CAP 256 /* 60 bytes as \xNN plus "..." fits */
+
+static bool is_blank(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+static void trim(const char **s, size_t *n)
+{
+	while (*n > 0 && is_blank((*s)[0])) {
+		(*s)++;
+		(*n)--;
+	}
+	while (*n > 0 && is_blank((*s)[*n - 1]))
+		(*n)--;
+}
+
+static bool equals(const char *s, size_t n, const char *lit)
+{
+	return strlen(lit) == n && memcmp(s, lit, n) == 0;
+}
+
+/* Decimal digits only (no sign, no spaces) into *out, capped at limit; false if not a number
+ * or above limit. */
+static bool parse_uint(const char *s, size_t n, int64_t limit, int64_t *out)
+{
+	if (n == 0)
+		return false;
+	int64_t v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+		if (v > limit)
+			return false; /* also keeps v * 10 far from overflow */
+	}
+	*out = v;
+	return true;
+}
+
+static bool valid_utf8(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		unsigned char b = s[i];
+		if (b < 0x80) {
+			i++;
+			continue;
+		}
+		size_t len = (b & 0xe0) == 0xc0   ? 2
+		             : (b & 0xf0) == 0xe0 ? 3
+		             : (b & 0xf8) == 0xf0 ? 4
+		                                  : 0;
+		if (len == 0)
+			return false; /* a continuation byte or 0xf8..0xff in lead position */
+		static const uint32_t min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
+		uint32_t cp = b & (0x7f >> len);
+		if (n - i < len)
+			return false;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		/* Overlong forms, UTF-16 surrogates and values past U+10FFFF are not UTF-8. */
+		if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += len;
+	}
+	return true;
+}
+
+static char *dup_n(const char *s, size_t n)
+{
+	char *d = malloc(n + 1);
+	if (d) {
+		memcpy(d, s, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+/*
+ * One server URL: scheme://host:port[/path]. The host may be an IPv6 literal in brackets.
+ * This is deliberately no looser than room.c's server_parse, which reads the same strings later,
+ * and stricter in one way: the port must be explicit, as the format documents.
+ */
+static bool valid_server(const char *s, size_t n, bool *bad_scheme)
+{
+	static const char *const schemes[] = {"wss://", "ws://", "tcp://"};
+	size_t i = 0;
+	for (size_t k = 0; k < sizeof(schemes) / sizeof(schemes[0]) && i == 0; k++)
+		if (n >= strlen(schemes[k]) && memcmp(s, schemes[k], strlen(schemes[k])) == 0)
+			i = strlen(schemes[k]);
+	*bad_scheme = i == 0;
+	if (i == 0)
+		return false;
+	size_t host, host_len;
+	if (i < n && s[i] == '[') {
+		host = ++i;
+		while (i < n && s[i] != ']')
+			i++;
+		if (i == n)
+			return false;
+		host_len = i - host;
+		i++;
+	} else {
+		host = i;
+		while (i < n && !strchr(":/?#@[]", s[i]))
+			i++;
+		host_len = i - host;
+	}
+	if (host_len == 0 || host_len > 255)
+		return false;
+	for (size_t k = host; k < host + host_len; k++)
+		if ((unsigned char)s[k] <= 0x20 || s[k] == 0x7f)
+			return false;
+	if (i == n || s[i] != ':')
+		return false;
+	size_t port = ++i;
+	while (i < n && s[i] >= '0' && s[i] <= '9')
+		i++;
+	int64_t v;
+	if (!parse_uint(s + port, i - port, 65535, &v) || v == 0)
+		return false;
+	if (i < n && s[i] != '/')
+		return false;
+	if (n - i > 255)
+		return false; /* room.c keeps the path in 256 bytes */
+	for (; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+static int set_servers(struct parser *p, const struct conf_key *k, const char *v, size_t n)
+{
+	char q[QUOTE_CAP];
+	if (n == 0)
+		return fail(p, "%s: expected one or more space-separated URLs", k->key);
+	size_t i = 0;
+	while (i < n) {
+		while (i < n && is_blank(v[i]))
+			i++;
+		/* The value is trimmed, so each run of blanks is followed by a URL. */
+		size_t start = i;
+		while (i < n && !is_blank(v[i]))
+			i++;
+		const char *url = v + start;
+		size_t len = i - start;
+		bool bad_scheme;
+		if (!valid_server(url, len, &bad_scheme)) {
+			if (bad_scheme)
+				return fail(p, "%s: '%s' must start with wss://, ws:// or tcp://",
+				            k->key, quote(q, sizeof(q), url, len));
+			return fail(p, "%s: expected scheme://host:port[/path], got '%s'", k->key,
+			            quote(q, sizeof(q), url, len));
+		}
+		if (p->c.n_servers == CONF_MAX_SERVERS)
+			return fail(p, "%s: more than %d servers", k->key, CONF_MAX_SERVERS);
+		char *d = dup_n(url, len);
+		if (!d)
+			return fail_nomem(p);
+		p->c.servers[p->c.n_servers++] = d;
+	}
+	return 0;
+}
+
+static int set_key(struct parser *p, const char *key, size_t key_len, const char *v, size_t n)
+{
+	char q[QUOTE_CAP];
+	const struct conf_key *k = NULL, *elsewhere = NULL;
+	for (size_t i = 0; i < N_KEYS; i++) {
+		if (!equals(key, key_len, conf_keys[i].key))
+			continue;
+		if (conf_keys[i].section == p->section)
+			k = &conf_keys[i];
+		else
+			elsewhere = &conf_keys[i];
+	}
+	if (!k && elsewhere)
+		return fail(p, "unknown key '%s' in [%s] (it belongs in [%s])", elsewhere->key,
+		            section_names[p->section], section_names[elsewhere->section]);
+	if (!k)
+		return fail(p, "unknown key '%s' in [%s]", quote(q, sizeof(q), key, key_len),
+		            section_names[p->section]);
+	size_t *seen = &p->key_line[k - conf_keys];
+	if (*seen)
+		return fail(p, "%s already set on line %zu", k->key, *seen);
+	*seen = p->line;
+
+	void *field = (char *)&p->c + k->offset;
+	switch (k->type) {
+	case CONF_T_STRING: {
+		if (n == 0)
+			return fail(p, "%s: expected a value", k->key);
+		char *d = dup_n(v, n);
+		if (!d)
+			return fail_nomem(p);
+		*(char **)field = d;
+		return 0;
+	}
+	case CONF_T_INT: {
+		int64_t x;
+		if (!parse_uint(v, n, k->max, &x) || x < k->min)
+			return fail(p, "%s: expected an integer between %d and %d, got '%s'",
+			            k->key, k->min, k->max, quote(q, sizeof(q), v, n));
+		*(int *)field = (int)x;
+		return 0;
+	}
+	case CONF_T_SERVERS:
+		return set_servers(p, k, v, n);
+	}
+	return -EINVAL; /* not reached: the switch covers every type */
+}
+
+static size_t slot_of(int64_t id, size_t n_slots)
+{
+	uint64_t h = (uint64_t)id * UINT64_C(0x9e3779b97f4a7c15);
+	return (size_t)(h >> 32) & (n_slots - 1);
+}
+
+/* Find id's slot: the one holding it, or the free one where it would go. */
+static struct room_slot *find_slot(struct room_slot *slots, size_t n_slots, int64_t id)
+{
+	size_t i = slot_of(id, n_slots);
+	while (slots[i].id != 0 && slots[i].id != id)
+		i = (i + 1) & (n_slots - 1);
+	return &slots[i];
+}
+
+/* Keep the set at most half full so that probes stay short. */
+static int grow_slots(struct parser *p)
+{
+	if (p->n_slots && (p->c.n_rooms + 1) * 2 <= p->n_slots)
+		return 0;
+	size_t n = p->n_slots ? p->n_slots * 2 : 64;
+	struct room_slot *s = calloc(n, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	for (size_t i = 0; i < p->n_slots; i++)
+		if (p->slots[i].id)
+			*find_slot(s, n, p->slots[i].id) = p->slots[i];
+	free(p->slots);
+	p->slots = s;
+	p->n_slots = n;
+	return 0;
+}
+
+static int add_room(struct parser *p, const char *key, size_t key_len, const char *v, size_t n)
+{
+	char q[QUOTE_CAP];
+	int64_t id;
+	if (!parse_uint(key, key_len, CONF_MAX_ROOM_ID, &id) || id == 0) {
+		/* A setting after [rooms] is a likelier mistake than a mistyped room id. */
+		for (size_t i = 0; i < N_KEYS; i++)
+			if (equals(key, key_len, conf_keys[i].key))
+				return fail(p, "unknown key '%s' in [rooms] (it belongs in [%s])",
+				            conf_keys[i].key, section_names[conf_keys[i].section]);
+		return fail(p, "room id: expected an integer between 1 and %" PRId64 ", got '%s'",
+		            CONF_MAX_ROOM_ID, quote(q, sizeof(q), key, key_len));
+	}
+	if (p->n_slots) {
+		struct room_slot *s = find_slot(p->slots, p->n_slots, id);
+		if (s->id)
+			return fail(p, "room %" PRId64 " already listed on line %zu", id, s->line);
+	}
+	if (!valid_utf8((const unsigned char *)v, n))
+		return fail(p, "room %" PRId64 ": label is not valid UTF-8", id);
+	if (grow_slots(p) < 0)
+		return fail_nomem(p);
+	if (p->c.n_rooms == p->rooms_cap) {
+		size_t cap = p->rooms_cap ? p->rooms_cap * 2 : 16;
+		struct conf_room *r = realloc(p->c.rooms, cap * sizeof(*r));
+		if (!r)
+			return fail_nomem(p);
+		p->c.rooms = r;
+		p->rooms_cap = cap;
+	}
+	char *label = NULL;
+	if (n > 0 && !(label = dup_n(v, n)))
+		return fail_nomem(p);
+	p->c.rooms[p->c.n_rooms++] = (struct conf_room){.id = id, .label = label};
+	*find_slot(p->slots, p->n_slots, id) = (struct room_slot){.id = id, .line = p->line};
+	return 0;
+}
+
+/* One line without its line end: a comment, a [section] or key = value. */
+static int parse_line(struct parser *p, const char *s, size_t n)
+{
+	char q[QUOTE_CAP];
+	if (memchr(s, '\0', n))
+		return fail(p, "NUL byte in line");
+	if (n > CONF_MAX_LINE)
+		return fail(p, "line longer than %d bytes", CONF_MAX_LINE);
+	trim(&s, &n);
+	if (n == 0 || s[0] == '#' || s[0] == ';')
+		return 0;
+
+	if (s[0] == '[') {
+		if (s[n - 1] != ']' || n < 2)
+			return fail(p, "expected '[section]', got '%s'", quote(q, sizeof(q), s, n));
+		const char *name = s + 1;
+		size_t name_len = n - 2;
+		trim(&name, &name_len);
+		for (int i = SEC_RECORDER; i <= SEC_ROOMS; i++) {
+			if (equals(name, name_len, section_names[i])) {
+				p->section = (enum conf_section)i;
+				return 0;
+			}
+		}
+		return fail(p, "unknown section [%s] (expected [recorder], [douyu] or [rooms])",
+		            quote(q, sizeof(q), name, name_len));
+	}
+
+	const char *eq = memchr(s, '=', n);
+	const char *key = s;
+	size_t key_len = eq ? (size_t)(eq - s) : 0;
+	trim(&key, &key_len);
+	if (!eq || key_len == 0)
+		return fail(p, "expected 'key = value', got '%s'", quote(q, sizeof(q), s, n));
+	/* Only the first '=' separates: a label may contain more. */
+	const char *v = eq + 1;
+	size_t v_len = n - (size_t)(v - s);
+	trim(&v, &v_len);
+
+	switch (p->section) {
+	case SEC_NONE:
+		return fail(p, "key '%s' is outside any [section]",
+		            quote(q, sizeof(q), key, key_len));
+	case SEC_RECORDER:
+	case SEC_DOUYU:
+		return set_key(p, key, key_len, v, v_len);
+	case SEC_ROOMS:
+		return add_room(p, key, key_len, v, v_len);
+	}
+	return -EINVAL; /* not reached */
+}
+
+int conf_parse(struct conf *c, const char *file, const char *text, size_t len, char *err,
+               size_t errlen)
+{
+	struct parser p = {.file = file ? file : "(config)", .err = err, .errlen = errlen};
+	conf_init(&p.c);
+	if (err && errlen)
+		err[0] = '\0';
+
+	size_t pos = 0;
+	/* Editors on Windows like to start UTF-8 files with a byte order mark. */
+	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+		pos = 3;
+	int rc = 0;
+	while (pos < len && rc == 0) {
+		p.line++;
+		const char *s = text + pos;
+		const char *nl = memchr(s, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - s) : len - pos;
+		pos += n + (nl ? 1 : 0);
+		if (n > 0 && s[n - 1] == '\r')
+			n--; /* CRLF */
+		rc = parse_line(&p, s, n);
+	}
+	free(p.slots);
+	if (rc < 0) {
+		conf_finish(&p.c);
+		conf_init(c);
+		return rc;
+	}
+	*c = p.c;
+	return 0;
+}

@@ -1,0 +1,542 @@
+/*
+ * test_conf: the INI parser on strings. Valid configs (full, CRLF, comments, labels, missing
+ * final newline, servers lists, bounds) and every error message, compared in full with its
+ * file and line. After each failure the struct must be exactly as conf_init left it.
+ */
+#include "conf.h"
+
+#include "test.h"
+
+#include <errno.h>
+
+#define FILE_NAME "t.conf"
+
+static char err[512];
+
+/* Parse a NUL-terminated string; on failure checks that c is back at its conf_init state. */
+static int parse(struct conf *c, const char *text)
+{
+	conf_init(c);
+	memset(err, 'x', sizeof(err));
+	int rc = conf_parse(c, FILE_NAME, text, strlen(text), err, sizeof(err));
+	if (rc < 0) {
+		struct conf init;
+		conf_init(&init);
+		if (memcmp(c, &init, sizeof(init)) != 0) {
+			printf("# conf_parse failed but left c changed\n");
+			return 1; /* neither 0 nor an errno: makes the caller's assert fail */
+		}
+	}
+	return rc;
+}
+
+/* Expect text to fail with exactly "t.conf:<msg>". */
+#define ASSERT_FAILS(text, msg)                                                                    \
+	do {                                                                                       \
+		struct conf c_;                                                                    \
+		ASSERT_EQ(parse(&c_, (text)), -EINVAL);                                            \
+		ASSERT_STR_EQ(err, FILE_NAME ":" msg);                                             \
+		conf_finish(&c_);                                                                  \
+	} while (0)
+
+static void test_init_unset(void)
+{
+	struct conf c;
+	conf_init(&c);
+	ASSERT(c.database == NULL);
+	ASSERT_EQ(c.flush_ms, -1);
+	ASSERT_EQ(c.heartbeat_s, -1);
+	ASSERT_EQ(c.n_servers, 0);
+	ASSERT(c.rooms == NULL);
+	ASSERT_EQ(c.n_rooms, 0);
+	conf_finish(&c);
+	conf_finish(&c); /* finish leaves an init state, so twice is fine */
+}
+
+static void test_empty(void)
+{
+	struct conf c;
+	ASSERT_EQ(parse(&c, ""), 0);
+	ASSERT(c.database == NULL);
+	ASSERT_EQ(c.flush_ms, -1);
+	ASSERT_EQ(c.n_rooms, 0);
+	conf_finish(&c);
+	conf_init(&c);
+	ASSERT_EQ(conf_parse(&c, FILE_NAME, NULL, 0, err, sizeof(err)), 0);
+	ASSERT_EQ(parse(&c, "\n\n# only comments\n; and blanks\n   \n\t\n"), 0);
+	ASSERT_EQ(c.n_rooms, 0);
+	ASSERT_EQ(c.n_servers, 0);
+	conf_finish(&c);
+}
+
+static const char full[] =
+    "# /etc/danmakud/danmakud.conf\n"
+    "[recorder]\n"
+    "database = /var/lib/danmakud/danmaku.db\n"
+    "flush_ms = 250\n"
+    "\n"
+    "[douyu]\n"
+    "servers = wss://danmuproxy.douyu.com:8501/ wss://danmuproxy.douyu.com:8502/\n"
+    "heartbeat_s = 45\n"
+    "\n"
+    "[rooms]\n"
+    "288016 = a label\n"
+    "9999 =\n";
+
+static void check_full(const struct conf *c)
+{
+	ASSERT_STR_EQ(c->database, "/var/lib/danmakud/danmaku.db");
+	ASSERT_EQ(c->flush_ms, 250);
+	ASSERT_EQ(c->heartbeat_s, 45);
+	ASSERT_EQ(c->n_servers, 2);
+	ASSERT_STR_EQ(c->servers[0], "wss://danmuproxy.douyu.com:8501/");
+	ASSERT_STR_EQ(c->servers[1], "wss://danmuproxy.douyu.com:8502/");
+	ASSERT_EQ(c->n_rooms, 2);
+	ASSERT_EQ(c->rooms[0].id, 288016);
+	ASSERT_STR_EQ(c->rooms[0].label, "a label");
+	ASSERT_EQ(c->rooms[1].id, 9999);
+	ASSERT(c->rooms[1].label == NULL);
+}
+
+static void test_full(void)
+{
+	struct conf c;
+	ASSERT_EQ(parse(&c, full), 0);
+	check_full(&c);
+	if (test_cur_failed)
+		return;
+	conf_finish(&c);
+	ASSERT(c.database == NULL);
+	ASSERT_EQ(c.n_rooms, 0);
+}
+
+/* The same config with CRLF line ends, with and without a final line end, and with a BOM. */
+static void test_crlf_bom(void)
+{
+	char text[2048], *o = text;
+	for (const char *s = full; *s; s++) {
+		if (*s == '\n')
+			*o++ = '\r';
+		*o++ = *s;
+	}
+	*o = '\0';
+	struct conf c;
+	ASSERT_EQ(parse(&c, text), 0);
+	check_full(&c);
+	conf_finish(&c);
+
+	o[-2] = '\0'; /* drop the final "\r\n" */
+	ASSERT_EQ(parse(&c, text), 0);
+	check_full(&c);
+	conf_finish(&c);
+
+	char bom[2100] = "\xef\xbb\xbf";
+	strcat(bom, text);
+	ASSERT_EQ(parse(&c, bom), 0);
+	check_full(&c);
+	conf_finish(&c);
+
+	/* A BOM anywhere else is just bytes: here it makes a line that is not key = value. */
+	ASSERT_FAILS("\n\xef\xbb\xbf[rooms]\n",
+	             "2: expected 'key = value', got '\xef\xbb\xbf[rooms]'");
+}
+
+static void test_missing_final_newline(void)
+{
+	struct conf c;
+	ASSERT_EQ(parse(&c, "[recorder]\nflush_ms = 300"), 0);
+	ASSERT_EQ(c.flush_ms, 300);
+	conf_finish(&c);
+	ASSERT_EQ(parse(&c, "[rooms]\n42 = last one"), 0);
+	ASSERT_EQ(c.n_rooms, 1);
+	ASSERT_STR_EQ(c.rooms[0].label, "last one");
+	conf_finish(&c);
+	ASSERT_EQ(parse(&c, "[rooms]\n42 = cr only at the end\r"), 0);
+	ASSERT_STR_EQ(c.rooms[0].label, "cr only at the end");
+	conf_finish(&c);
+	ASSERT_FAILS("[recorder]\nflush_ms = 3", "2: flush_ms: expected an integer between 10 and "
+	                                         "60000, got '3'");
+}
+
+static void test_comments_whitespace(void)
+{
+	struct conf c;
+	ASSERT_EQ(parse(&c, "# comment\n"
+	                    "; comment\n"
+	                    "   # indented comment\n"
+	                    "\t; tab-indented comment\n"
+	                    "  [ recorder ]  \n"
+	                    "\tdatabase\t=\t  /tmp/a b.db \t \n"
+	                    "flush_ms=20\n"
+	                    "[douyu]\n"
+	                    "# heartbeat_s = 1000000 is commented out\n"
+	                    "[rooms]\n"
+	                    "  7\t=  seven  \n"),
+	          0);
+	ASSERT_STR_EQ(c.database, "/tmp/a b.db");
+	ASSERT_EQ(c.flush_ms, 20);
+	ASSERT_EQ(c.heartbeat_s, -1);
+	ASSERT_EQ(c.n_rooms, 1);
+	ASSERT_EQ(c.rooms[0].id, 7);
+	ASSERT_STR_EQ(c.rooms[0].label, "seven");
+	conf_finish(&c);
+}
+
+static void test_labels(void)
+{
+	struct conf c;
+	ASSERT_EQ(parse(&c, "[rooms]\n"
+	                    "1 = two  inner  spaces\n"
+	                    "2 = 斗鱼 直播间 🎮\n"
+	                    "3 = a=b = c\n"
+	                    "4 = room #4 ; not a comment\n"
+	                    "5 =\n"
+	                    "6 =    \t \n"
+	                    "7=x\n"
+	                    "8 = ===\n"),
+	          0);
+	ASSERT_EQ(c.n_rooms, 8);
+	ASSERT_STR_EQ(c.rooms[0].label, "two  inner  spaces");
+	ASSERT_STR_EQ(c.rooms[1].label, "斗鱼 直播间 🎮");
+	ASSERT_STR_EQ(c.rooms[2].label, "a=b = c");
+	ASSERT_STR_EQ(c.rooms[3].label, "room #4 ; not a comment");
+	ASSERT(c.rooms[4].label == NULL);
+	ASSERT(c.rooms[5].label == NULL);
+	ASSERT_STR_EQ(c.rooms[6].label, "x");
+	ASSERT_STR_EQ(c.rooms[7].label, "===");
+	for (size_t i = 0; i < c.n_rooms; i++)
+		ASSERT_EQ(c.rooms[i].id, (int64_t)i + 1);
+	conf_finish(&c);
+
+	ASSERT_FAILS("[rooms]\n1 = ok\n2 = \xff\xfe\n", "3: room 2: label is not valid UTF-8");
+	ASSERT_FAILS("[rooms]\n2 = \xc0\xaf\n",
+	             "2: room 2: label is not valid UTF-8"); /* overlong */
+	ASSERT_FAILS("[rooms]\n2 = \xed\xa0\x80\n",
+	             "2: room 2: label is not valid UTF-8"); /* surrogate */
+	ASSERT_FAILS("[rooms]\n2 = \xe6\x96\n",
+	             "2: room 2: label is not valid UTF-8"); /* truncated */
+	ASSERT_FAILS("[rooms]\n2 = \xe6\x41\x41\n", "2: room 2: label is not valid UTF-8");
+	ASSERT_FAILS("[rooms]\n2 = \xf4\x90\x80\x80\n", "2: room 2: label is not valid UTF-8");
+}
+
+static void test_room_ids(void)
+{
+	struct conf c;
+	ASSERT_EQ(parse(&c, "[rooms]\n1\n"), -EINVAL); /* no '=' */
+	ASSERT_EQ(parse(&c, "[rooms]\n1 =\n9007199254740992 = max\n007 = leading zeros\n"), 0);
+	ASSERT_EQ(c.n_rooms, 3);
+	ASSERT_EQ(c.rooms[1].id, INT64_C(9007199254740992));
+	ASSERT_EQ(c.rooms[2].id, 7);
+	conf_finish(&c);
+
+#define BAD_ID(id, line)                                                                           \
+	ASSERT_FAILS("[rooms]\n" id " = x\n", line ": room id: expected an integer between 1 and " \
+	                                           "9007199254740992, got '" id "'")
+	BAD_ID("0", "2");
+	BAD_ID("9007199254740993", "2");
+	BAD_ID("99999999999999999999999999", "2");
+	BAD_ID("-5", "2");
+	BAD_ID("+5", "2");
+	BAD_ID("12a", "2");
+	BAD_ID("1 2", "2");
+	BAD_ID("abc", "2");
+	BAD_ID("0x10", "2");
+#undef BAD_ID
+}
+
+static void test_servers(void)
+{
+	struct conf c;
+	ASSERT_EQ(parse(&c, "[douyu]\nservers =   ws://127.0.0.1:8080/x \t tcp://host:1\t"
+	                    "wss://[::1]:65535   wss://a.b:443/p/q?r\n"),
+	          0);
+	ASSERT_EQ(c.n_servers, 4);
+	ASSERT_STR_EQ(c.servers[0], "ws://127.0.0.1:8080/x");
+	ASSERT_STR_EQ(c.servers[1], "tcp://host:1");
+	ASSERT_STR_EQ(c.servers[2], "wss://[::1]:65535");
+	ASSERT_STR_EQ(c.servers[3], "wss://a.b:443/p/q?r");
+	conf_finish(&c);
+
+	/* Exactly CONF_MAX_SERVERS is fine; one more is not. */
+	char text[8192] = "[douyu]\nservers =";
+	for (int i = 0; i < CONF_MAX_SERVERS; i++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), " tcp://h%d:%d", i,
+		         1000 + i);
+	ASSERT_EQ(parse(&c, text), 0);
+	ASSERT_EQ(c.n_servers, CONF_MAX_SERVERS);
+	ASSERT_STR_EQ(c.servers[63], "tcp://h63:1063");
+	conf_finish(&c);
+	strcat(text, " tcp://one.more:1\n");
+	ASSERT_FAILS(text, "2: servers: more than 64 servers");
+
+	ASSERT_FAILS("[douyu]\nservers =\n",
+	             "2: servers: expected one or more space-separated URLs");
+	ASSERT_FAILS("[douyu]\nservers = wss://a:1/ http://b:80/\n",
+	             "2: servers: 'http://b:80/' must start with wss://, ws:// or tcp://");
+	ASSERT_FAILS("[douyu]\nservers = WSS://a:1/\n",
+	             "2: servers: 'WSS://a:1/' must start with wss://, ws:// or tcp://");
+	ASSERT_FAILS("[douyu]\nservers = danmuproxy.douyu.com:8501\n",
+	             "2: servers: 'danmuproxy.douyu.com:8501' must start with wss://, ws:// or "
+	             "tcp://");
+#define BAD_URL(u)                                                                                 \
+	ASSERT_FAILS("[douyu]\nservers = " u "\n",                                                 \
+	             "2: servers: expected scheme://host:port[/path], got '" u "'")
+	BAD_URL("wss://danmuproxy.douyu.com/");
+	BAD_URL("wss://danmuproxy.douyu.com");
+	BAD_URL("wss://:8501/");
+	BAD_URL("wss://");
+	BAD_URL("tcp://host:");
+	BAD_URL("tcp://host:0");
+	BAD_URL("tcp://host:65536");
+	BAD_URL("tcp://host:99999999999999999999");
+	BAD_URL("tcp://host:12x");
+	BAD_URL("tcp://host:12?x");
+	BAD_URL("tcp://user@host:12");
+	BAD_URL("wss://[::1/");
+	BAD_URL("wss://[]:1/");
+	BAD_URL("wss://::1:443/");
+#undef BAD_URL
+	ASSERT_FAILS("[douyu]\nservers = tcp://h\x01st:1\n",
+	             "2: servers: expected scheme://host:port[/path], got 'tcp://h\\x01st:1'");
+	ASSERT_FAILS("[douyu]\nservers = ws://h:1/p\x7f\n",
+	             "2: servers: expected scheme://host:port[/path], got 'ws://h:1/p\\x7f'");
+
+	/* Hosts and paths up to 255 bytes, as room.c stores them. */
+	char url[600] = "ws://", text2[700];
+	memset(url + 5, 'h', 255);
+	strcpy(url + 260, ":1/");
+	memset(url + 263, 'p', 254);
+	snprintf(text2, sizeof(text2), "[douyu]\nservers = %s\n", url);
+	ASSERT_EQ(parse(&c, text2), 0);
+	ASSERT_STR_EQ(c.servers[0], url);
+	conf_finish(&c);
+	char expect[200];
+	snprintf(expect, sizeof(expect),
+	         FILE_NAME ":2: servers: expected scheme://host:port[/path], got '%.60s...'", url);
+	strcat(url, "p");
+	snprintf(text2, sizeof(text2), "[douyu]\nservers = %s\n", url);
+	ASSERT_EQ(parse(&c, text2), -EINVAL);
+	ASSERT_STR_EQ(err, expect);
+	memmove(url + 6, url + 5, strlen(url + 5) + 1); /* 256-byte host */
+	snprintf(text2, sizeof(text2), "[douyu]\nservers = %s\n", url);
+	ASSERT_EQ(parse(&c, text2), -EINVAL);
+	ASSERT_STR_EQ(err, expect);
+}
+
+static void test_bounds(void)
+{
+	struct conf c;
+	ASSERT_EQ(parse(&c, "[recorder]\nflush_ms = 10\n[douyu]\nheartbeat_s = 1\n"), 0);
+	ASSERT_EQ(c.flush_ms, 10);
+	ASSERT_EQ(c.heartbeat_s, 1);
+	conf_finish(&c);
+	ASSERT_EQ(parse(&c, "[recorder]\nflush_ms = 60000\n[douyu]\nheartbeat_s = 3600\n"), 0);
+	ASSERT_EQ(c.flush_ms, 60000);
+	ASSERT_EQ(c.heartbeat_s, 3600);
+	conf_finish(&c);
+	ASSERT_EQ(parse(&c, "[recorder]\nflush_ms = 00250\n"), 0);
+	ASSERT_EQ(c.flush_ms, 250);
+	conf_finish(&c);
+
+#define BAD_FLUSH(v)                                                                               \
+	ASSERT_FAILS("[recorder]\nflush_ms = " v "\n",                                             \
+	             "2: flush_ms: expected an integer between 10 and 60000, got '" v "'")
+	BAD_FLUSH("9");
+	BAD_FLUSH("0");
+	BAD_FLUSH("60001");
+	BAD_FLUSH("-1");
+	BAD_FLUSH("+20");
+	BAD_FLUSH("1e3");
+	BAD_FLUSH("2 50");
+	BAD_FLUSH("250ms");
+	BAD_FLUSH("0x20");
+	BAD_FLUSH("99999999999999999999999999999999");
+	BAD_FLUSH("");
+#undef BAD_FLUSH
+#define BAD_HB(v)                                                                                  \
+	ASSERT_FAILS("[douyu]\nheartbeat_s = " v "\n",                                             \
+	             "2: heartbeat_s: expected an integer between 1 and 3600, got '" v "'")
+	BAD_HB("0");
+	BAD_HB("3601");
+	BAD_HB("4294967297");
+	BAD_HB("forty-five");
+#undef BAD_HB
+}
+
+static void test_errors(void)
+{
+	/* The example from the brief, with the line numbers it names. */
+	ASSERT_FAILS("[recorder]\n"
+	             "database = x.db\n"
+	             "flush_ms = abc\n",
+	             "3: flush_ms: expected an integer between 10 and 60000, got 'abc'");
+	ASSERT_FAILS("# 1\n# 2\n[rooms]\n1 =\n2 =\n3 =\n9999 = first\n4 =\n5 =\n\n# 11\n"
+	             "9999 = again\n",
+	             "12: room 9999 already listed on line 7");
+	ASSERT_FAILS("[rooms]\n7 = a\n007 = b\n", "3: room 7 already listed on line 2");
+
+	ASSERT_FAILS("[recorder]\n[logging]\n",
+	             "2: unknown section [logging] (expected [recorder], [douyu] or [rooms])");
+	ASSERT_FAILS("[Rooms]\n", "1: unknown section [Rooms] (expected [recorder], [douyu] or "
+	                          "[rooms])");
+	ASSERT_FAILS("[]\n", "1: unknown section [] (expected [recorder], [douyu] or [rooms])");
+	ASSERT_FAILS("[rooms\n", "1: expected '[section]', got '[rooms'");
+	ASSERT_FAILS("[rooms] # trailing\n", "1: expected '[section]', got '[rooms] # trailing'");
+	ASSERT_FAILS("[\n", "1: expected '[section]', got '['");
+
+	ASSERT_FAILS("[recorder]\nverbose = 1\n", "2: unknown key 'verbose' in [recorder]");
+	ASSERT_FAILS("[recorder]\nDatabase = x\n", "2: unknown key 'Database' in [recorder]");
+	ASSERT_FAILS("[recorder]\nheartbeat_s = 5\n",
+	             "2: unknown key 'heartbeat_s' in [recorder] (it belongs in [douyu])");
+	ASSERT_FAILS("[douyu]\nflush_ms = 5\n",
+	             "2: unknown key 'flush_ms' in [douyu] (it belongs in [recorder])");
+	ASSERT_FAILS("[rooms]\ndatabase = x\n",
+	             "2: unknown key 'database' in [rooms] (it belongs in [recorder])");
+
+	ASSERT_FAILS("database = x\n[recorder]\n", "1: key 'database' is outside any [section]");
+	ASSERT_FAILS("\n\n288016 = x\n", "3: key '288016' is outside any [section]");
+
+	ASSERT_FAILS("[recorder]\ndatabase = a\n\ndatabase = a\n",
+	             "4: database already set on line 2");
+	ASSERT_FAILS("[recorder]\nflush_ms = 100\n[douyu]\n[recorder]\nflush_ms = 200\n",
+	             "5: flush_ms already set on line 2");
+	ASSERT_FAILS("[douyu]\nservers = tcp://a:1\nservers = tcp://b:1\n",
+	             "3: servers already set on line 2");
+	ASSERT_FAILS("[douyu]\nheartbeat_s = 5\nheartbeat_s = 5\n",
+	             "3: heartbeat_s already set on line 2");
+
+	ASSERT_FAILS("[recorder]\ndatabase\n", "2: expected 'key = value', got 'database'");
+	ASSERT_FAILS("[rooms]\n288016\n", "2: expected 'key = value', got '288016'");
+	ASSERT_FAILS("[rooms]\n = label\n", "2: expected 'key = value', got '= label'");
+	ASSERT_FAILS("[recorder]\ndatabase =\n", "2: database: expected a value");
+	ASSERT_FAILS("[recorder]\ndatabase =   \r\n", "2: database: expected a value");
+}
+
+static void test_nul_and_long_lines(void)
+{
+	struct conf c;
+	static const char nul[] = "[rooms]\n1 = a\0b\n";
+	conf_init(&c);
+	ASSERT_EQ(conf_parse(&c, FILE_NAME, nul, sizeof(nul) - 1, err, sizeof(err)), -EINVAL);
+	ASSERT_STR_EQ(err, FILE_NAME ":2: NUL byte in line");
+	ASSERT(c.rooms == NULL);
+	static const char nul_comment[] = "# \0\n";
+	ASSERT_EQ(conf_parse(&c, FILE_NAME, nul_comment, sizeof(nul_comment) - 1, err, sizeof(err)),
+	          -EINVAL);
+	ASSERT_STR_EQ(err, FILE_NAME ":1: NUL byte in line");
+
+	/* 4096 bytes before the line end are fine (CR not counted); 4097 are not. */
+	static char text[10000];
+	size_t n = (size_t)snprintf(text, sizeof(text), "[rooms]\n1 = ");
+	size_t label = 4096 - 4;
+	memset(text + n, 'a', label);
+	strcpy(text + n + label, "\r\n2 = b\n");
+	ASSERT_EQ(parse(&c, text), 0);
+	ASSERT_EQ(c.n_rooms, 2);
+	ASSERT_EQ(strlen(c.rooms[0].label), label);
+	conf_finish(&c);
+	memset(text + n, 'a', label + 1);
+	strcpy(text + n + label + 1, "\n2 = b\n");
+	ASSERT_FAILS(text, "2: line longer than 4096 bytes");
+	/* Even a comment may not be that long. */
+	memset(text, '#', 5000);
+	strcpy(text + 5000, "\n");
+	ASSERT_FAILS(text, "1: line longer than 4096 bytes");
+}
+
+/* Values quoted in messages are cut to 60 bytes and show control bytes escaped. */
+static void test_quoting(void)
+{
+	ASSERT_FAILS("[recorder]\nflush_ms = \x1b[31mred\n",
+	             "2: flush_ms: expected an integer between 10 and 60000, got "
+	             "'\\x1b[31mred'");
+	ASSERT_FAILS("[recorder]\nflush_ms = 1\r2\r\n",
+	             "2: flush_ms: expected an integer between 10 and 60000, got '1\\x0d2'");
+	ASSERT_FAILS("[recorder]\nflush_ms = "
+	             "1234567890123456789012345678901234567890123456789012345678901234567890\n",
+	             "2: flush_ms: expected an integer between 10 and 60000, got "
+	             "'123456789012345678901234567890123456789012345678901234567890...'");
+	/* The cut does not split a UTF-8 character: 59 ASCII bytes, then a 3-byte one. */
+	ASSERT_FAILS("[recorder]\nflush_ms = "
+	             "12345678901234567890123456789012345678901234567890123456789斗鱼\n",
+	             "2: flush_ms: expected an integer between 10 and 60000, got "
+	             "'12345678901234567890123456789012345678901234567890123456789...'");
+}
+
+/* A failure late in the file frees everything parsed so far and leaves c at its init state. */
+static void test_failure_resets(void)
+{
+	char text[4096];
+	snprintf(text, sizeof(text), "%s[recorder]\nbogus = 1\n", full);
+	struct conf c;
+	ASSERT_EQ(parse(&c, text), -EINVAL); /* parse() checks the init state */
+	ASSERT_STR_EQ(err, FILE_NAME ":14: unknown key 'bogus' in [recorder]");
+
+	/* A short or missing error buffer is fine. */
+	char small[12];
+	conf_init(&c);
+	ASSERT_EQ(conf_parse(&c, "some/long/file.conf", "x", 1, small, sizeof(small)), -EINVAL);
+	ASSERT_STR_EQ(small, "some/long/f");
+	ASSERT_EQ(conf_parse(&c, "f", "x", 1, NULL, 0), -EINVAL);
+	ASSERT_EQ(conf_parse(&c, "f", "x", 1, small, 0), -EINVAL);
+	ASSERT_EQ(conf_parse(&c, NULL, "x", 1, err, sizeof(err)), -EINVAL);
+	ASSERT_STR_EQ(err, "(config):1: expected 'key = value', got 'x'");
+}
+
+/* Only text[0..len) is read: what follows is not part of the config. */
+static void test_length_respected(void)
+{
+	static const char text[] = "[rooms]\n1 = one\n2 = two";
+	struct conf c;
+	conf_init(&c);
+	ASSERT_EQ(conf_parse(&c, FILE_NAME, text, strlen("[rooms]\n1 = o"), err, sizeof(err)), 0);
+	ASSERT_EQ(c.n_rooms, 1);
+	ASSERT_STR_EQ(c.rooms[0].label, "o");
+	conf_finish(&c);
+}
+
+/* Many rooms: the duplicate set grows, and duplicates far apart still name both lines. */
+static void test_many_rooms(void)
+{
+	size_t n_rooms = 20000, cap = n_rooms * 32 + 64;
+	char *text = malloc(cap);
+	ASSERT(text != NULL);
+	size_t o = (size_t)snprintf(text, cap, "[rooms]\n");
+	for (size_t i = 0; i < n_rooms; i++)
+		o += (size_t)snprintf(text + o, cap - o, "%zu = r%zu\n", i * 7919 + 1, i);
+	struct conf c;
+	int rc = parse(&c, text);
+	if (rc != 0)
+		free(text);
+	ASSERT_EQ(rc, 0);
+	ASSERT_EQ(c.n_rooms, n_rooms);
+	ASSERT_EQ(c.rooms[n_rooms - 1].id, (int64_t)(n_rooms - 1) * 7919 + 1);
+	ASSERT_STR_EQ(c.rooms[12345].label, "r12345");
+	conf_finish(&c);
+	snprintf(text + o, cap - o, "%d = dup\n", 5 * 7919 + 1);
+	rc = parse(&c, text);
+	free(text);
+	ASSERT_EQ(rc, -EINVAL);
+	ASSERT_STR_EQ(err, FILE_NAME ":20002: room 39596 already listed on line 7");
+}
+
+int main(void)
+{
+	RUN(test_init_unset);
+	RUN(test_empty);
+	RUN(test_full);
+	RUN(test_crlf_bom);
+	RUN(test_missing_final_newline);
+	RUN(test_comments_whitespace);
+	RUN(test_labels);
+	RUN(test_room_ids);
+	RUN(test_servers);
+	RUN(test_bounds);
+	RUN(test_errors);
+	RUN(test_nul_and_long_lines);
+	RUN(test_quoting);
+	RUN(test_failure_resets);
+	RUN(test_length_respected);
+	RUN(test_many_rooms);
+	TEST_DONE();
+}
