@@ -1,0 +1,160 @@
+/*
+ * cli: the command line of design.md §6, parsed with getopt_long into struct cli_opts.
+ * Numbers are checked strictly (whole argument, range); the caller prints err and exits 2.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char cli_usage[] =
+	"Usage: danmakud [OPTIONS] [ROOM_ID...]\n"
+	"Record the live chat of Douyu rooms into an SQLite database until stopped.\n"
+	"\n"
+	"  -c, --config FILE    settings and rooms (INI)\n"
+	"  -d, --db FILE        database (default: danmaku.db in the current folder)\n"
+	"  -s, --server URL     danmaku server instead of Douyu's (repeatable): wss://, ws://, tcp://\n"
+	"      --ca-file FILE   trust the CA certificates in this PEM file (default: system bundle)\n"
+	"      --insecure       do not verify certificates (logged as a warning)\n"
+	"      --flush-ms N     commit interval in milliseconds (default 250)\n"
+	"      --heartbeat-s N  heartbeat interval; silence for twice this reconnects (default 45)\n"
+	"  -v, --verbose        more log output (debug)\n"
+	"  -q, --quiet          warnings and errors only\n"
+	"      --check-config   validate the configuration and exit\n"
+	"  -V, --version        print the version and exit\n"
+	"  -h, --help           print this help and exit\n"
+	"\n"
+	"Exit status: 0 clean stop, 1 runtime failure, 2 usage or configuration error.\n";
+
+enum { OPT_CA_FILE = 256, OPT_INSECURE, OPT_FLUSH_MS, OPT_HEARTBEAT_S, OPT_CHECK_CONFIG };
+
+static const struct option long_opts[] = {
+	{"config", required_argument, NULL, 'c'},
+	{"db", required_argument, NULL, 'd'},
+	{"server", required_argument, NULL, 's'},
+	{"ca-file", required_argument, NULL, OPT_CA_FILE},
+	{"insecure", no_argument, NULL, OPT_INSECURE},
+	{"flush-ms", required_argument, NULL, OPT_FLUSH_MS},
+	{"heartbeat-s", required_argument, NULL, OPT_HEARTBEAT_S},
+	{"verbose", no_argument, NULL, 'v'},
+	{"quiet", no_argument, NULL, 'q'},
+	{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+	{"version", no_argument, NULL, 'V'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
+static int parse_int(const char *s, long long min, long long max, long long *out)
+{
+	if (!*s)
+		return -EINVAL;
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t errlen)
+{
+	memset(o, 0, sizeof(*o));
+	o->flush_ms = -1;
+	o->heartbeat_s = -1;
+	opterr = 0;
+	optind = 1;
+	int c;
+	long long v;
+	while ((c = getopt_long(argc, argv, ":c:d:s:vqVh", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'd':
+			o->db = optarg;
+			break;
+		case 's':
+			if (o->n_servers == CLI_MAX_SERVERS) {
+				snprintf(err, errlen, "too many --server options (max %d)",
+					 CLI_MAX_SERVERS);
+				return -EINVAL;
+			}
+			o->servers[o->n_servers++] = optarg;
+			break;
+		case OPT_CA_FILE:
+			o->ca_file = optarg;
+			break;
+		case OPT_INSECURE:
+			o->insecure = true;
+			break;
+		case OPT_FLUSH_MS:
+			if (parse_int(optarg, 10, 60000, &v) < 0) {
+				snprintf(err, errlen, "--flush-ms: expected 10..60000, got '%s'", optarg);
+				return -EINVAL;
+			}
+			o->flush_ms = (int)v;
+			break;
+		case OPT_HEARTBEAT_S:
+			if (parse_int(optarg, 1, 3600, &v) < 0) {
+				snprintf(err, errlen, "--heartbeat-s: expected 1..3600, got '%s'",
+					 optarg);
+				return -EINVAL;
+			}
+			o->heartbeat_s = (int)v;
+			break;
+		case 'v':
+			o->verbosity = 1;
+			break;
+		case 'q':
+			o->verbosity = -1;
+			break;
+		case OPT_CHECK_CONFIG:
+			o->action = CLI_CHECK_CONFIG;
+			break;
+		case 'V':
+			o->action = CLI_VERSION;
+			return 0;
+		case 'h':
+			o->action = CLI_HELP;
+			return 0;
+		case ':':
+			snprintf(err, errlen, "option '%s' needs a value", argv[optind - 1]);
+			return -EINVAL;
+		default:
+			snprintf(err, errlen, "unknown option '%s'", argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	size_t n = (size_t)(argc - optind);
+	if (n > CLI_MAX_ROOMS) {
+		snprintf(err, errlen, "too many rooms (max %d)", CLI_MAX_ROOMS);
+		return -EINVAL;
+	}
+	if (n) {
+		o->rooms = calloc(n, sizeof(*o->rooms));
+		if (!o->rooms) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+	}
+	for (int i = optind; i < argc; i++) {
+		if (parse_int(argv[i], 1, (1LL << 53), &v) < 0) {
+			snprintf(err, errlen, "room id must be a positive number, got '%s'", argv[i]);
+			cli_finish(o);
+			return -EINVAL;
+		}
+		o->rooms[o->n_rooms++] = v;
+	}
+	return 0;
+}
+
+void cli_finish(struct cli_opts *o)
+{
+	free(o->rooms);
+	o->rooms = NULL;
+	o->n_rooms = 0;
+}

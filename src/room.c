@@ -1,0 +1,648 @@
+/*
+ * room: one room's connection state machine. Each attempt stacks optional layers over one
+ * byte stream: TCP (net), then TLS for wss://, then a websocket for wss:// and ws://, and
+ * the platform's packet stream on top. Inbound bytes climb the stack in on_net_read();
+ * outbound packets go down through send_plain() -> send_transport(). A failure anywhere
+ * calls room_fail(), which only records the reason and starts net_close(): the layers are
+ * freed in on_net_closed(), where the session row is closed and the reconnect scheduled.
+ */
+#include "room.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "log.h"
+#include "net.h"
+#include "platform.h"
+#include "rec.h"
+#include "store.h"
+#include "tls.h"
+#include "ws.h"
+
+#define ROOM_CONNECT_TIMEOUT_MS 10000
+#define ROOM_HANDSHAKE_TIMEOUT_MS 30000
+#define ROOM_BACKOFF_BASE_MS 1000
+#define ROOM_BACKOFF_CAP_MS 60000
+#define ROOM_STABLE_MS 60000
+
+const char *room_state_name(enum room_state s)
+{
+	switch (s) {
+	case ROOM_IDLE:
+		return "idle";
+	case ROOM_RESOLVING:
+		return "resolving";
+	case ROOM_CONNECTING:
+		return "connecting";
+	case ROOM_TLS_HANDSHAKE:
+		return "tls";
+	case ROOM_WS_UPGRADE:
+		return "upgrading";
+	case ROOM_JOINING:
+		return "joining";
+	case ROOM_LIVE:
+		return "live";
+	case ROOM_BACKOFF:
+		return "backoff";
+	case ROOM_CLOSING:
+		return "closing";
+	}
+	return "?";
+}
+
+int server_parse(const char *url, struct server *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	const char *p;
+	if (strncmp(url, "wss://", 6) == 0) {
+		out->scheme = SERVER_WSS;
+		out->port = 443;
+		p = url + 6;
+	} else if (strncmp(url, "ws://", 5) == 0) {
+		out->scheme = SERVER_WS;
+		out->port = 80;
+		p = url + 5;
+	} else if (strncmp(url, "tcp://", 6) == 0) {
+		out->scheme = SERVER_TCP;
+		out->port = 0;
+		p = url + 6;
+	} else {
+		snprintf(err, errlen, "server '%s': expected wss://, ws:// or tcp://", url);
+		return -EINVAL;
+	}
+	const char *host = p, *host_end;
+	if (*p == '[') {
+		host = p + 1;
+		host_end = strchr(host, ']');
+		if (!host_end) {
+			snprintf(err, errlen, "server '%s': unclosed [ in host", url);
+			return -EINVAL;
+		}
+		p = host_end + 1;
+	} else {
+		host_end = p + strcspn(p, ":/?#");
+		p = host_end;
+	}
+	size_t hl = (size_t)(host_end - host);
+	if (hl == 0 || hl >= sizeof(out->host)) {
+		snprintf(err, errlen, "server '%s': missing or too long host", url);
+		return -EINVAL;
+	}
+	memcpy(out->host, host, hl);
+	bool explicit_port = false;
+	if (*p == ':') {
+		char *end;
+		unsigned long port = strtoul(p + 1, &end, 10);
+		if (end == p + 1 || port == 0 || port > 65535) {
+			snprintf(err, errlen, "server '%s': bad port", url);
+			return -EINVAL;
+		}
+		out->port = (uint16_t)port;
+		explicit_port = true;
+		p = end;
+	}
+	if (out->port == 0) {
+		snprintf(err, errlen, "server '%s': tcp:// needs a port", url);
+		return -EINVAL;
+	}
+	if (*p && *p != '/') {
+		snprintf(err, errlen, "server '%s': unexpected '%c' after host", url, *p);
+		return -EINVAL;
+	}
+	const char *path = *p ? p : "/";
+	if (strlen(path) >= sizeof(out->path) || strpbrk(path, " \r\n")) {
+		snprintf(err, errlen, "server '%s': bad path", url);
+		return -EINVAL;
+	}
+	strcpy(out->path, path);
+	bool v6 = strchr(out->host, ':') != NULL;
+	const char *lb = v6 ? "[" : "", *rb = v6 ? "]" : "";
+	if (explicit_port)
+		snprintf(out->host_header, sizeof(out->host_header), "%s%s%s:%u", lb, out->host, rb,
+			 out->port);
+	else
+		snprintf(out->host_header, sizeof(out->host_header), "%s%s%s", lb, out->host, rb);
+	static const char *const names[] = {"wss", "ws", "tcp"};
+	snprintf(out->url, sizeof(out->url), "%s://%s%s%s:%u%s", names[out->scheme], lb, out->host,
+		 rb, out->port, out->scheme == SERVER_TCP ? "" : out->path);
+	return 0;
+}
+
+static void room_set_state(struct room *r, enum room_state s)
+{
+	if (r->state == s)
+		return;
+	log_debug("room %" PRId64 ": %s -> %s", r->id, room_state_name(r->state),
+		  room_state_name(s));
+	r->state = s;
+}
+
+/* ---- sending: platform packets -> [ws] -> [tls] -> tcp ---- */
+
+static int flush_tls(struct room *r)
+{
+	struct buf *o = tls_pending_out(r->tls);
+	if (o->len == 0)
+		return 0;
+	int rc = net_write(r->net, buf_head(o), o->len);
+	buf_clear(o);
+	return rc;
+}
+
+static int send_transport(struct room *r, const uint8_t *data, size_t len)
+{
+	if (r->tls) {
+		int rc = tls_write(r->tls, data, len);
+		if (rc < 0)
+			return rc;
+		return flush_tls(r);
+	}
+	return net_write(r->net, data, len);
+}
+
+static int ws_send_cb(void *user_data, const uint8_t *data, size_t len)
+{
+	return send_transport(user_data, data, len);
+}
+
+static int send_plain(struct room *r, const uint8_t *data, size_t len)
+{
+	if (len == 0)
+		return 0;
+	if (r->ws)
+		return ws_send_binary(r->ws, data, len);
+	return send_transport(r, data, len);
+}
+
+/* Send whatever the platform queued in the recorder's scratch buffer. */
+static void send_scratch(struct room *r)
+{
+	struct buf *out = &r->rec->scratch;
+	if (out->len == 0 || room_is_closing(r)) {
+		buf_clear(out);
+		return;
+	}
+	int rc = send_plain(r, buf_head(out), out->len);
+	buf_clear(out);
+	if (rc < 0)
+		room_fail(r, "send: %s", uv_strerror(rc));
+}
+
+/* ---- platform events ---- */
+
+static void on_joined(void *user_data)
+{
+	struct room *r = user_data;
+	room_set_state(r, ROOM_LIVE);
+	uint64_t now = uv_now(r->rec->loop);
+	r->next_heartbeat = now + (uint64_t)r->rec->opt.heartbeat_s * 1000;
+	store_session_joined(r->rec->store, r->session_id, (int64_t)rec_wall_ms());
+	log_info("room %" PRId64 ": joined via %s (%s), session %" PRId64, r->id, r->server->url,
+		 net_peer(r->net), r->session_id);
+}
+
+static void on_record(void *user_data, const struct record *rec)
+{
+	struct room *r = user_data;
+	r->stats.received++;
+	r->stats.last_msg_ms = (uint64_t)rec->ts;
+	if (store_append(r->rec->store, rec) == 0) {
+		r->stats.stored++;
+		r->session_msgs++;
+	}
+}
+
+static void on_foreign(void *user_data, const char *type)
+{
+	struct room *r = user_data;
+	r->stats.foreign++;
+	r->rec->foreign_total++;
+	log_debug("room %" PRId64 ": not stored: %s of another room", r->id, type);
+}
+
+static void on_server_error(void *user_data, int64_t code, const char *text)
+{
+	struct room *r = user_data;
+	log_warn("room %" PRId64 ": server error %" PRId64 " (%s)", r->id, code, text);
+}
+
+static const struct platform_events platform_ev = {
+	.on_joined = on_joined,
+	.on_record = on_record,
+	.on_foreign = on_foreign,
+	.on_server_error = on_server_error,
+};
+
+/* ---- receiving: tcp -> [tls] -> [ws] -> platform ---- */
+
+static int deliver_stream(struct room *r, const uint8_t *data, size_t len)
+{
+	int rc = r->platform->feed(r->ps, (int64_t)rec_wall_ms(), r->session_id, data, len,
+				   &r->rec->scratch);
+	if (rc < 0 && !room_is_closing(r))
+		room_fail(r, "protocol: %s", rc == -EPROTO ? "bad packet framing" : strerror(-rc));
+	return rc;
+}
+
+static int ws_message_cb(void *user_data, const uint8_t *data, size_t len, bool binary)
+{
+	struct room *r = user_data;
+	if (room_is_closing(r))
+		return -ECANCELED;
+	return deliver_stream(r, data, len) < 0 ? -ECANCELED : 0;
+}
+
+static const struct ws_callbacks ws_cb = {
+	.send = ws_send_cb,
+	.on_message = ws_message_cb,
+};
+
+static void send_hello(struct room *r)
+{
+	room_set_state(r, ROOM_JOINING);
+	int rc = r->platform->hello(r->ps, &r->rec->scratch);
+	if (rc < 0) {
+		room_fail(r, "login: %s", strerror(-rc));
+		return;
+	}
+	send_scratch(r);
+}
+
+static void start_ws(struct room *r)
+{
+	int rc = ws_create(r->server->host_header, r->server->path, 0, &ws_cb, r, &r->ws);
+	if (rc < 0) {
+		room_fail(r, "websocket: %s", strerror(-rc));
+		return;
+	}
+	room_set_state(r, ROOM_WS_UPGRADE);
+	rc = ws_start(r->ws);
+	if (rc < 0 && !room_is_closing(r))
+		room_fail(r, "websocket: %s", strerror(-rc));
+}
+
+/* Plaintext from TLS or TCP. */
+static void deliver_plain(struct room *r, const uint8_t *data, size_t len)
+{
+	if (!r->ws) {
+		deliver_stream(r, data, len);
+		return;
+	}
+	int rc = ws_feed(r->ws, data, len);
+	if (room_is_closing(r))
+		return;
+	if (rc == -EPIPE) {
+		uint16_t code = ws_peer_close_code(r->ws);
+		if (code)
+			room_fail(r, "server closed (websocket close %u)", code);
+		else
+			room_fail(r, "server closed (websocket close)");
+		return;
+	}
+	if (rc < 0) {
+		room_fail(r, "websocket: %s", ws_last_error(r->ws));
+		return;
+	}
+	if (r->state == ROOM_WS_UPGRADE && ws_is_open(r->ws))
+		send_hello(r);
+}
+
+static void on_transport_ready(struct room *r)
+{
+	if (r->server->scheme == SERVER_TCP)
+		send_hello(r);
+	else
+		start_ws(r);
+}
+
+static void tls_progress(struct room *r)
+{
+	if (r->state == ROOM_TLS_HANDSHAKE) {
+		int rc = tls_handshake(r->tls);
+		if (flush_tls(r) < 0 && !room_is_closing(r)) {
+			room_fail(r, "tls: write failed");
+			return;
+		}
+		if (rc == -EAGAIN)
+			return;
+		if (rc < 0) {
+			room_fail(r, "tls: %s", tls_last_error(r->tls));
+			return;
+		}
+		log_debug("room %" PRId64 ": tls established (%s)", r->id,
+			  tls_ciphersuite(r->tls));
+		on_transport_ready(r);
+		if (room_is_closing(r))
+			return;
+	}
+	uint8_t plain[16384];
+	for (;;) {
+		ssize_t n = tls_read(r->tls, plain, sizeof(plain));
+		if (n == -EAGAIN)
+			break;
+		if (n == 0) {
+			room_fail(r, "server closed (tls close_notify)");
+			return;
+		}
+		if (n < 0) {
+			room_fail(r, "tls: %s", tls_last_error(r->tls));
+			return;
+		}
+		deliver_plain(r, plain, (size_t)n);
+		if (room_is_closing(r))
+			return;
+	}
+	/* Reading may have produced records to send (renegotiation refusals, alerts). */
+	flush_tls(r);
+}
+
+static void on_net_read(struct net *n, const uint8_t *data, size_t len, void *user_data)
+{
+	struct room *r = user_data;
+	if (room_is_closing(r))
+		return;
+	r->last_rx = uv_now(r->rec->loop);
+	if (r->tls) {
+		if (tls_feed(r->tls, data, len) < 0) {
+			room_fail(r, "tls: out of memory");
+			return;
+		}
+		tls_progress(r);
+	} else {
+		deliver_plain(r, data, len);
+	}
+	if (!room_is_closing(r))
+		send_scratch(r);
+	else
+		buf_clear(&r->rec->scratch);
+}
+
+static void on_net_connected(struct net *n, void *user_data)
+{
+	struct room *r = user_data;
+	struct rec *rec = r->rec;
+	uint64_t now = uv_now(rec->loop);
+	r->last_rx = now;
+	r->stats.session_start_ms = rec_wall_ms();
+	r->session_msgs = 0;
+	int64_t sid = store_session_begin(rec->store, r->id, r->server->url,
+					  (int64_t)r->stats.session_start_ms);
+	r->session_id = sid > 0 ? sid : 0;
+	log_info("room %" PRId64 ": connected to %s (%s)", r->id, r->server->url, net_peer(n));
+	int rc = r->platform->session_create(r->id, &platform_ev, r, &r->ps);
+	if (rc < 0) {
+		room_fail(r, "out of memory");
+		return;
+	}
+	if (r->server->scheme == SERVER_WSS) {
+		rc = tls_create(rec->tls, r->server->host, &r->tls);
+		if (rc < 0) {
+			room_fail(r, "tls: %s", strerror(-rc));
+			return;
+		}
+		room_set_state(r, ROOM_TLS_HANDSHAKE);
+		tls_progress(r);
+	} else {
+		on_transport_ready(r);
+	}
+}
+
+static void on_net_error(struct net *n, int err, const char *what, void *user_data)
+{
+	struct room *r = user_data;
+	if (err == UV_EOF)
+		room_fail(r, "server closed");
+	else if (err == UV_ECONNRESET)
+		room_fail(r, "connection reset");
+	else if (err == UV_ETIMEDOUT)
+		room_fail(r, "%s timeout", what);
+	else
+		room_fail(r, "%s: %s", what, uv_strerror(err));
+}
+
+static void schedule_reconnect(struct room *r);
+static void on_room_timer_closed(uv_handle_t *h);
+
+static void on_net_closed(struct net *n, void *user_data)
+{
+	struct room *r = user_data;
+	struct rec *rec = r->rec;
+	uint64_t lived = r->session_id ? rec_wall_ms() - r->stats.session_start_ms : 0;
+	if (r->session_id) {
+		store_session_end(rec->store, r->session_id, (int64_t)rec_wall_ms(), r->reason);
+	}
+	tls_destroy(r->tls);
+	ws_destroy(r->ws);
+	if (r->ps)
+		r->platform->session_destroy(r->ps);
+	r->tls = NULL;
+	r->ws = NULL;
+	r->ps = NULL;
+	r->net = NULL;
+	int64_t sid = r->session_id;
+	r->session_id = 0;
+	if (r->stopping) {
+		log_info("room %" PRId64 ": stopped (%s), session %" PRId64 ", %" PRId64
+			 " messages",
+			 r->id, r->reason, sid, r->session_msgs);
+		room_set_state(r, ROOM_IDLE);
+		uv_close((uv_handle_t *)&r->backoff, on_room_timer_closed);
+		return;
+	}
+	if (lived >= ROOM_STABLE_MS)
+		r->failures = 0;
+	schedule_reconnect(r);
+}
+
+static const struct net_callbacks net_cb = {
+	.on_connected = on_net_connected,
+	.on_read = on_net_read,
+	.on_error = on_net_error,
+	.on_closed = on_net_closed,
+};
+
+/* ---- attempts, backoff ---- */
+
+static void attempt(struct room *r)
+{
+	struct rec *rec = r->rec;
+	r->server = &rec->servers[r->server_idx % rec->n_servers];
+	r->server_idx++;
+	r->reason[0] = '\0';
+	r->attempt_start = uv_now(rec->loop);
+	r->last_rx = r->attempt_start;
+	room_set_state(r, ROOM_RESOLVING);
+	int rc = net_connect(rec->net, r->server->host, r->server->port, ROOM_CONNECT_TIMEOUT_MS,
+			     &net_cb, r, &r->net);
+	if (rc < 0) {
+		r->net = NULL;
+		snprintf(r->reason, sizeof(r->reason), "connect: %s", strerror(-rc));
+		log_warn("room %" PRId64 ": %s: %s", r->id, r->server->url, r->reason);
+		schedule_reconnect(r);
+	}
+}
+
+static void on_backoff(uv_timer_t *t)
+{
+	struct room *r = t->data;
+	if (r->stopping)
+		return;
+	r->stats.reconnects++;
+	attempt(r);
+}
+
+static void schedule_reconnect(struct room *r)
+{
+	/* Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^failures)]. */
+	unsigned f = r->failures < 16 ? r->failures : 16;
+	uint64_t ceil = (uint64_t)ROOM_BACKOFF_BASE_MS << f;
+	if (ceil > ROOM_BACKOFF_CAP_MS)
+		ceil = ROOM_BACKOFF_CAP_MS;
+	uint64_t delay = rec_random(r->rec) % (ceil + 1);
+	if (delay < 100)
+		delay = 100; /* never a hot loop, even with an unlucky draw */
+	r->failures++;
+	room_set_state(r, ROOM_BACKOFF);
+	log_notice("room %" PRId64 ": lost (%s); reconnecting in %.1f s", r->id,
+		   r->reason[0] ? r->reason : "?", (double)delay / 1000.0);
+	uv_timer_start(&r->backoff, on_backoff, delay, 0);
+}
+
+int room_create(struct rec *rec, int64_t id, const char *label, struct room **out)
+{
+	struct room *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	if (label && *label) {
+		r->label = strdup(label);
+		if (!r->label) {
+			free(r);
+			return -ENOMEM;
+		}
+	}
+	r->rec = rec;
+	r->platform = &douyu_platform;
+	r->id = id;
+	r->state = ROOM_IDLE;
+	list_init(&r->link);
+	uv_timer_init(rec->loop, &r->backoff);
+	r->backoff.data = r;
+	*out = r;
+	return 0;
+}
+
+void room_start(struct room *r)
+{
+	/* Spread the first attempts of many rooms over the server list. */
+	r->server_idx = (size_t)r->id;
+	attempt(r);
+}
+
+void room_fail(struct room *r, const char *fmt, ...)
+{
+	if (r->state == ROOM_CLOSING || !r->net)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
+	va_end(ap);
+	if (r->stopping)
+		log_debug("room %" PRId64 ": closing: %s", r->id, r->reason);
+	else if (r->state == ROOM_LIVE)
+		log_warn("room %" PRId64 ": connection lost: %s", r->id, r->reason);
+	else
+		log_warn("room %" PRId64 ": %s (%s): %s", r->id, r->server->url,
+			 room_state_name(r->state), r->reason);
+	room_set_state(r, ROOM_CLOSING);
+	net_close(r->net);
+}
+
+void room_tick(struct room *r, uint64_t now)
+{
+	uint64_t hb = (uint64_t)r->rec->opt.heartbeat_s * 1000;
+	switch (r->state) {
+	case ROOM_RESOLVING:
+	case ROOM_CONNECTING:
+	case ROOM_TLS_HANDSHAKE:
+	case ROOM_WS_UPGRADE:
+	case ROOM_JOINING: {
+		uint64_t limit = 2 * hb < ROOM_HANDSHAKE_TIMEOUT_MS ? 2 * hb : ROOM_HANDSHAKE_TIMEOUT_MS;
+		if (limit < 2000)
+			limit = 2000;
+		if (now - r->attempt_start > limit)
+			room_fail(r, "%s timeout", room_state_name(r->state));
+		return;
+	}
+	case ROOM_LIVE:
+		if (now - r->last_rx > 2 * hb) {
+			room_fail(r, "heartbeat timeout");
+			return;
+		}
+		if (now >= r->next_heartbeat) {
+			r->next_heartbeat = now + hb;
+			if (r->platform->heartbeat(r->ps, &r->rec->scratch) == 0)
+				send_scratch(r);
+		}
+		return;
+	case ROOM_IDLE:
+	case ROOM_BACKOFF:
+	case ROOM_CLOSING:
+		return;
+	}
+}
+
+static void on_room_timer_closed(uv_handle_t *h)
+{
+	struct room *r = h->data;
+	struct rec *rec = r->rec;
+	free(r->label);
+	rec_room_gone(rec, r);
+	free(r);
+}
+
+void room_stop(struct room *r, const char *reason)
+{
+	if (r->stopping)
+		return;
+	r->stopping = true;
+	uv_timer_stop(&r->backoff);
+	switch (r->state) {
+	case ROOM_IDLE:
+	case ROOM_BACKOFF:
+		room_set_state(r, ROOM_IDLE);
+		uv_close((uv_handle_t *)&r->backoff, on_room_timer_closed);
+		return;
+	case ROOM_CLOSING:
+		return; /* on_net_closed sees stopping and frees the room */
+	case ROOM_JOINING:
+	case ROOM_LIVE:
+		/* Say goodbye through every layer, then let the writes drain before closing. */
+		if (r->platform->goodbye(r->ps, &r->rec->scratch) == 0)
+			send_scratch(r);
+		if (r->ws && !room_is_closing(r))
+			ws_close(r->ws, 1000);
+		if (r->tls && !room_is_closing(r)) {
+			tls_close_notify(r->tls);
+			flush_tls(r);
+		}
+		if (room_is_closing(r))
+			return;
+		snprintf(r->reason, sizeof(r->reason), "%s", reason);
+		room_set_state(r, ROOM_CLOSING);
+		net_shutdown(r->net);
+		return;
+	case ROOM_RESOLVING:
+	case ROOM_CONNECTING:
+	case ROOM_TLS_HANDSHAKE:
+	case ROOM_WS_UPGRADE:
+		snprintf(r->reason, sizeof(r->reason), "%s", reason);
+		room_set_state(r, ROOM_CLOSING);
+		net_close(r->net);
+		return;
+	}
+}
