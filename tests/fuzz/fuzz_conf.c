@@ -1,0 +1,96 @@
+/*
+ * fuzz_conf: libFuzzer target for the config parser. The input is the whole config text,
+ * given to conf_parse() as is (NUL bytes, CRs and invalid UTF-8 included), then released with
+ * conf_finish(); LeakSanitizer catches anything left behind. The promises of conf.h are checked
+ * with __builtin_trap(): a failure leaves the struct as conf_init made it and names the file
+ * and line, a success holds only values inside their documented bounds, and a shorter error
+ * buffer gives the same result with a truncated copy of the same message.
+ */
+#include "conf.h"
+
+#include <errno.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define FILE_NAME "fuzz.conf"
+
+static void check(bool ok)
+{
+	if (!ok)
+		__builtin_trap();
+}
+
+static bool is_blank(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+static void check_success(const struct conf *c)
+{
+	check(!c->database || (c->database[0] && !is_blank(c->database[0])));
+	check(c->flush_ms == -1 || (c->flush_ms >= 10 && c->flush_ms <= 60000));
+	check(c->heartbeat_s == -1 || (c->heartbeat_s >= 1 && c->heartbeat_s <= 3600));
+	check(c->n_servers <= CONF_MAX_SERVERS);
+	for (size_t i = 0; i < c->n_servers; i++) {
+		const char *s = c->servers[i];
+		check(s != NULL);
+		check(strncmp(s, "wss://", 6) == 0 || strncmp(s, "ws://", 5) == 0 ||
+		      strncmp(s, "tcp://", 6) == 0);
+		check(!strpbrk(s, " \t\r\n"));
+	}
+	for (size_t i = c->n_servers; i < CONF_MAX_SERVERS; i++)
+		check(c->servers[i] == NULL);
+	check((c->n_rooms == 0) == (c->rooms == NULL));
+	for (size_t i = 0; i < c->n_rooms; i++) {
+		const struct conf_room *r = &c->rooms[i];
+		check(r->id >= 1 && r->id <= (INT64_C(1) << 53));
+		if (r->label) {
+			size_t n = strlen(r->label);
+			check(n > 0 && !is_blank(r->label[0]) && !is_blank(r->label[n - 1]));
+			check(!strchr(r->label, '\n'));
+		}
+	}
+	/* Room ids are unique (quadratic, so only on inputs of a sane size). */
+	if (c->n_rooms <= 2000)
+		for (size_t i = 0; i < c->n_rooms; i++)
+			for (size_t j = i + 1; j < c->n_rooms; j++)
+				check(c->rooms[i].id != c->rooms[j].id);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct conf c, init;
+	conf_init(&init);
+	conf_init(&c);
+	char err[512];
+	memset(err, 'x', sizeof(err));
+	int rc = conf_parse(&c, FILE_NAME, (const char *)data, size, err, sizeof(err));
+	check(rc == 0 || rc == -EINVAL || rc == -ENOMEM);
+	check(memchr(err, '\0', sizeof(err)) != NULL);
+	if (rc == 0) {
+		check_success(&c);
+	} else {
+		check(memcmp(&c, &init, sizeof(c)) == 0);
+		check(strncmp(err, FILE_NAME ":", strlen(FILE_NAME ":")) == 0);
+		const char *p = err + strlen(FILE_NAME ":");
+		check(*p >= '1' && *p <= '9');
+		while (*p >= '0' && *p <= '9')
+			p++;
+		check(p[0] == ':' && p[1] == ' ' && p[2] != '\0');
+	}
+	conf_finish(&c);
+	check(memcmp(&c, &init, sizeof(c)) == 0);
+
+	/* Same input, tiny error buffer: same outcome, message cut to fit. */
+	char small[16];
+	size_t small_len = 1 + size % sizeof(small);
+	int rc2 = conf_parse(&c, FILE_NAME, (const char *)data, size, small, small_len);
+	check(rc2 == rc);
+	if (rc < 0) {
+		check(strlen(small) < small_len);
+		check(strncmp(small, err, strlen(small)) == 0);
+	}
+	conf_finish(&c);
+	return 0;
+}

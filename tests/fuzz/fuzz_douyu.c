@@ -1,0 +1,128 @@
+/*
+ * fuzz_douyu: libFuzzer target for packet reassembly and everything a packet goes through.
+ * Input: byte 0 gives k (0..15), the next k bytes are piece sizes, the rest is the stream.
+ * The stream is fed to one reader whole and to another in the pieces (cycled, 0 meaning 1),
+ * and both must deliver the same packets and end the same way. Each packet is decoded with
+ * stt_decode, written with stt_to_json and mapped by douyu_record/douyu_other_room; the split
+ * stream also runs through douyu_platform. Violations trap.
+ */
+#include "douyu.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "platform.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check(bool ok)
+{
+	if (!ok)
+		__builtin_trap();
+}
+
+#define MAX_SEEN 4096
+
+struct seen {
+	size_t n;
+	uint64_t hash[MAX_SEEN];
+	struct stt stt;
+	struct buf json;
+};
+
+static int on_packet(void *user_data, const char *body, size_t len)
+{
+	struct seen *s = user_data;
+	check(memchr(body, 0, len) == NULL);
+	uint64_t h = 14695981039346656037ull ^ len;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)body[i]) * 1099511628211ull;
+	if (s->n < MAX_SEEN)
+		s->hash[s->n] = h;
+	s->n++;
+	int rc = stt_decode(&s->stt, body, len);
+	check(rc == 0 || rc == -E2BIG);
+	if (rc == 0) {
+		struct record rec = {0};
+		check(douyu_record(&s->stt, 9999, &s->json, &rec, NULL) == 0);
+		check(rec.type && rec.data && rec.data[rec.data_len] == 0);
+		check(rec.room_id == 9999);
+		(void)douyu_other_room(&s->stt, 9999);
+	}
+	return 0;
+}
+
+static void ev_joined(void *user_data)
+{
+}
+
+static void ev_record(void *user_data, const struct record *rec)
+{
+	check(rec->type != NULL && rec->data != NULL && rec->session_id == 2);
+}
+
+static void ev_foreign(void *user_data, const char *type)
+{
+	check(type != NULL);
+}
+
+static void ev_error(void *user_data, int64_t code, const char *text)
+{
+	check(text != NULL);
+}
+
+static const struct platform_events events = {ev_joined, ev_record, ev_foreign, ev_error};
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size < 1)
+		return 0;
+	size_t k = data[0] & 15;
+	if (size < 1 + k)
+		return 0;
+	const uint8_t *pieces = data + 1;
+	const uint8_t *stream = data + 1 + k;
+	size_t len = size - 1 - k;
+
+	static struct seen whole, split;
+	whole.n = 0;
+	split.n = 0;
+
+	struct douyu_reader r;
+	douyu_reader_init(&r);
+	int rc_whole = douyu_reader_feed(&r, stream, len, on_packet, &whole);
+	check(rc_whole == 0 || rc_whole == -EPROTO);
+	uint64_t skipped = r.skipped;
+	check(r.packets == whole.n);
+	douyu_reader_finish(&r);
+
+	douyu_reader_init(&r);
+	struct platform_session *ps = NULL;
+	check(douyu_platform.session_create(9999, &events, NULL, &ps) == 0);
+	struct buf out;
+	buf_init(&out);
+	int rc_split = 0, rc_plat = 0;
+	size_t off = 0, i = 0;
+	while (off < len && rc_split == 0) {
+		size_t n = k ? pieces[i++ % k] : len;
+		if (n == 0)
+			n = 1;
+		if (n > len - off)
+			n = len - off;
+		rc_split = douyu_reader_feed(&r, stream + off, n, on_packet, &split);
+		if (rc_plat == 0)
+			rc_plat = douyu_platform.feed(ps, 1, 2, stream + off, n, &out);
+		check(r.pending.len <= DOUYU_MAX_LEN + 4);
+		off += n;
+	}
+	check(rc_split == rc_whole && rc_plat == rc_whole);
+	check(split.n == whole.n && r.skipped == skipped);
+	for (size_t j = 0; j < whole.n && j < MAX_SEEN; j++)
+		check(split.hash[j] == whole.hash[j]);
+	check(douyu_platform.skipped(ps) >= skipped);
+	douyu_reader_finish(&r);
+	douyu_platform.session_destroy(ps);
+	buf_finish(&out);
+	return 0;
+}

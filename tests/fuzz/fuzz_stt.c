@@ -1,0 +1,112 @@
+/*
+ * fuzz_stt: libFuzzer target for the STT decoder and JSON writer. The input is one message
+ * body. It is decoded (with a struct stt reused across runs, like the hot path), written as
+ * JSON, and its first value is decoded again as a nested message. Invariants from stt.h are
+ * checked with __builtin_trap(): pairs are NUL-terminated with the stated lengths and keys are
+ * never empty, the JSON is a valid UTF-8 object with no raw control characters, and any value
+ * escaped with stt_escape decodes back to itself.
+ */
+#include "stt.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "buf.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check(bool ok)
+{
+	if (!ok)
+		__builtin_trap();
+}
+
+/* Strict UTF-8 (no overlongs, no surrogates), no bytes below 0x20. */
+static bool json_text_ok(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		uint8_t c = p[i];
+		if (c < 0x20)
+			return false;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		size_t need;
+		uint32_t cp, min;
+		if (c >= 0xC2 && c < 0xE0)
+			need = 2, cp = c & 0x1F, min = 0x80;
+		else if (c >= 0xE0 && c < 0xF0)
+			need = 3, cp = c & 0x0F, min = 0x800;
+		else if (c >= 0xF0 && c < 0xF5)
+			need = 4, cp = c & 0x07, min = 0x10000;
+		else
+			return false;
+		if (n - i < need)
+			return false;
+		for (size_t k = 1; k < need; k++) {
+			if ((p[i + k] & 0xC0) != 0x80)
+				return false;
+			cp = cp << 6 | (p[i + k] & 0x3F);
+		}
+		if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+			return false;
+		i += need;
+	}
+	return true;
+}
+
+static void check_pairs(const struct stt *s, size_t size)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		const struct stt_pair *p = &s->pairs[i];
+		check(p->key_len > 0 && p->key[p->key_len] == 0 && p->val[p->val_len] == 0);
+		total += p->key_len + p->val_len + 2;
+	}
+	check(total <= size);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct stt s, inner, back;
+	static struct buf json, esc;
+	const char *body = (const char *)data;
+
+	int rc = stt_decode(&s, body, size);
+	check(rc == 0 || rc == -E2BIG);
+	if (rc < 0) {
+		check(s.n == 0);
+		return 0;
+	}
+	check(s.n <= STT_MAX_PAIRS);
+	check_pairs(&s, size);
+	const char *type = stt_get(&s, "type");
+	check(!type || type[strlen(type)] == 0);
+
+	buf_clear(&json);
+	size_t bad = 0;
+	check(stt_to_json(&s, &json, &bad) == 0);
+	const uint8_t *j = buf_head(&json);
+	check(json.len >= 2 && j[0] == '{' && j[json.len - 1] == '}');
+	check(json_text_ok(j, json.len));
+	check(bad <= size);
+
+	if (s.n > 0) {
+		/* Nested values are plain text: decode the first one as a message of its own. */
+		const struct stt_pair *p = &s.pairs[0];
+		rc = stt_decode(&inner, p->val, p->val_len);
+		check(rc == 0 || rc == -E2BIG);
+		check_pairs(&inner, p->val_len);
+
+		/* Escaping is the inverse of one level of unescaping. */
+		buf_clear(&esc);
+		check(buf_append(&esc, "v@=", 3) == 0);
+		check(stt_escape(&esc, p->val, p->val_len) == 0);
+		check(stt_decode(&back, (const char *)buf_head(&esc), esc.len) == 0);
+		check(back.n == 1 && back.pairs[0].val_len == p->val_len &&
+		      memcmp(back.pairs[0].val, p->val, p->val_len) == 0);
+	}
+	return 0;
+}

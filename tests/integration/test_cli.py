@@ -1,0 +1,89 @@
+#!/usr/bin/python3
+"""Command line (design §6) and certificate failures."""
+
+import re
+import signal
+import sys
+import time
+
+import harness
+
+
+def tls_failure(h, label, cert_key, extra, want_in_log):
+    ck = h.ck
+    c = h.certs()
+    mock = h.start_node_mock(cert=c[cert_key])
+    d = h.start_danmakud([9999], ['wss://localhost:%d/' % mock.port], extra=extra, name=label)
+    rows = harness.wait_db(d.db, 'SELECT id, ended_at, end_reason, joined_at FROM sessions ORDER BY id',
+                           lambda rs: rs and rs[0][1] is not None, 20)
+    ck.check(rows and rows[0][1] is not None, '%s: the session ended' % label)
+    if rows:
+        ck.check(rows[0][2] is not None and rows[0][2].startswith('tls'),
+                 "%s: end_reason starts with 'tls' (%r)" % (label, rows[0][2]))
+        ck.eq(rows[0][3], None, '%s: never joined' % label)
+    ck.note('%s: mock saw %s' % (label, mock.wait_line(r'^TLS_ERROR', 3)[:1]))
+    ck.eq(mock.matching(r'^LOGIN '), [], '%s: no login reached the server' % label)
+    time.sleep(1.0)
+    ck.check(d.alive(), '%s: danmakud keeps running' % label)
+    err = d.stderr_text()
+    ck.check(re.search(want_in_log, err, re.I), '%s: stderr explains the certificate problem' % label,
+             '\n'.join(err.splitlines()[-15:]))
+    # It must keep retrying (backoff 1 s base, full jitter).
+    more = harness.wait_db(d.db, 'SELECT count(*) FROM sessions', lambda rs: rs and rs[0][0] >= 2, 15)
+    ck.check(more and more[0][0] >= 2, '%s: it retries' % label)
+    ck.eq(harness.db_scalar(d.db, 'SELECT count(*) FROM messages'), 0, '%s: nothing stored' % label)
+    rc = h.stop_danmakud(d)
+    ck.eq(rc, 0, '%s: exit 0 on SIGTERM' % label)
+    mock.signal(signal.SIGTERM)
+    mock.wait(10)
+
+
+def body(h):
+    ck = h.ck
+    rc, out, err = h.run_danmakud(['--help'])
+    ck.eq(rc, 0, '--help exits 0')
+    ck.check('--db' in out and '--server' in out and '--heartbeat-s' in out,
+             '--help on stdout lists the options', out[:2000] + err[:500])
+    rc, out2, err = h.run_danmakud(['-h'])
+    ck.eq((rc, out2), (0, out), '-h is --help')
+
+    rc, out, err = h.run_danmakud(['--version'])
+    ck.eq(rc, 0, '--version exits 0')
+    ck.check(re.search(r'\d+\.\d+\.\d+', out), '--version prints a version on stdout', out + err)
+    rc, out2, err = h.run_danmakud(['-V'])
+    ck.eq((rc, out2), (0, out), '-V is --version')
+
+    for args, what in ((['--no-such-option'], 'unknown option'),
+                       (['--flush-ms'], 'missing value'),
+                       (['--flush-ms', 'abc', '1'], 'non-numeric --flush-ms'),
+                       (['--heartbeat-s', '-3', '1'], 'negative --heartbeat-s'),
+                       (['-s', 'ftp://127.0.0.1:1/', '1'], 'unsupported server scheme'),
+                       (['notaroom'], 'non-numeric room id')):
+        rc, out, err = h.run_danmakud(['-d', 'cli.db'] + args, timeout=10)
+        ck.eq(rc, 2, '%s exits 2' % what)
+        ck.check(err.strip() != '', '%s: error message on stderr' % what)
+
+    # A name mismatch: the cert is only for other.invalid.
+    tls_failure(h, 'wrong-name', 'other_cert', ['--ca-file', h.certs()['ca']],
+                r'certif|verif|name|CN')
+    # A CA that is not trusted: the mock's chain is not in --ca-file.
+    tls_failure(h, 'unknown-ca', 'cert', ['--ca-file', h.certs()['ca2']], r'certif|verif|trust|CA')
+
+    # --insecure: the same wrong-name cert is accepted, with a warning.
+    c = h.certs()
+    mock = h.start_node_mock(cert=c['other_cert'])
+    d = h.start_danmakud([9999], ['wss://localhost:%d/' % mock.port], extra=['--insecure'], name='insecure')
+    ck.check(mock.wait_line(r'^SENT 9999', 20), '--insecure: recording works despite the bad cert')
+    ck.check(re.search(r'insecure|not verif|verification (is )?(off|disabled)', d.stderr_text(), re.I),
+             '--insecure is logged as a warning', d.stderr_text()[-1500:])
+    # SIGINT is a clean stop too.
+    harness.wait_db(d.db, "SELECT count(*) FROM messages WHERE type='chatmsg'", lambda rs: rs and rs[0][0] == 147, 20)
+    d.signal(signal.SIGINT)
+    rc = d.wait(20)
+    ck.eq(rc, 0, 'SIGINT: exit 0')
+    ck.check(mock.wait_line(r'^LOGOUT 9999', 10), 'SIGINT: logout sent')
+    ck.eq(harness.db_rows(d.db, 'SELECT end_reason FROM sessions'), [('shutdown',)], 'SIGINT: session ended shutdown')
+
+
+if __name__ == '__main__':
+    sys.exit(harness.Harness('cli').run(body))
