@@ -1,0 +1,231 @@
+/*
+ * fts_cost: what the full-text index (messages_fts, FTS5 trigram) costs the recorder's writes.
+ * Writes the same synthetic stream through the real store (store_append + store_flush, one
+ * transaction per batch, as the flush timer does) into two fresh databases, one with the index
+ * and one without, and prints the time per row, per chat row, and the database sizes.
+ *
+ * The stream imitates the S13 capture: 26% chatmsg with text (2..30 characters, mostly CJK with
+ * Zipf-distributed frequencies plus some ASCII such as "666"), the rest uenter/dgb rows without
+ * text; each row has a JSON data column of about 350 bytes. Deterministic (fixed seed).
+ *
+ * Build and run (from the source root; the meson build does not include bench/):
+ *   cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude bench/fts_cost.c src/store.c \
+ *      -lsqlite3 -lm -o /tmp/fts_cost && /tmp/fts_cost [ROWS] [BATCH] [DIR]
+ * ROWS defaults to 200000, BATCH (rows per transaction) to 500, DIR to /tmp.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store.h"
+
+#define N_CHARS 3000
+
+static uint64_t rng = 0x9e3779b97f4a7c15u;
+
+static uint64_t next(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+static double uniform(void)
+{
+	return (double)(next() >> 11) / (double)(UINT64_C(1) << 53);
+}
+
+/* Zipf(1.0) over N_CHARS ranks by inverse CDF on a precomputed table. */
+static double zipf_cdf[N_CHARS];
+
+static void zipf_init(void)
+{
+	double sum = 0;
+	for (int i = 0; i < N_CHARS; i++)
+		sum += 1.0 / (i + 1);
+	double acc = 0;
+	for (int i = 0; i < N_CHARS; i++) {
+		acc += 1.0 / (i + 1) / sum;
+		zipf_cdf[i] = acc;
+	}
+}
+
+static int zipf_rank(void)
+{
+	double u = uniform();
+	int lo = 0, hi = N_CHARS - 1;
+	while (lo < hi) {
+		int mid = (lo + hi) / 2;
+		if (zipf_cdf[mid] < u)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* One chat line of 2..30 characters into out (UTF-8). */
+static void chat_text(char *out, size_t cap)
+{
+	size_t o = 0;
+	int n = 2 + (int)(next() % 29);
+	for (int i = 0; i < n && o + 4 < cap; i++) {
+		if (next() % 10 == 0) {
+			out[o++] = "6ahgGOk1?!"[next() % 10];
+			continue;
+		}
+		unsigned cp = 0x4e00 + (unsigned)zipf_rank() * 7; /* spread over the CJK block */
+		out[o++] = (char)(0xe0 | (cp >> 12));
+		out[o++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		out[o++] = (char)(0x80 | (cp & 0x3f));
+	}
+	out[o] = '\0';
+}
+
+/* CPU time of this process (user + system): the cost the recorder's loop pays, and much less
+ * noisy than wall time on a shared machine. */
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static long long file_size(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0 ? (long long)st.st_size : 0;
+}
+
+struct result {
+	double secs;
+	long long bytes;
+	long chats;
+};
+
+static int run(const char *path, enum store_fts fts, long rows, long batch, struct result *res)
+{
+	char side[600];
+	unlink(path);
+	snprintf(side, sizeof(side), "%s-wal", path);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	unlink(side);
+	struct store_options opt = {.fts = fts};
+	struct store *s;
+	char err[256];
+	if (store_open(path, &opt, &s, err, sizeof(err)) < 0) {
+		fprintf(stderr, "fts_cost: %s\n", err);
+		return -1;
+	}
+	rng = 0x9e3779b97f4a7c15u;
+	int64_t sid = store_session_begin(s, 9999, "ws://bench/", 1);
+	store_room(s, 9999, NULL, 1);
+	char text[160], cid[40], data[1024];
+	long chats = 0;
+	double t0 = now_s();
+	for (long i = 0; i < rows; i++) {
+		struct record r = {0};
+		r.room_id = 9999;
+		r.ts = 1700000000000 + i * 5;
+		r.session_id = sid;
+		r.has_uid = true;
+		r.uid = (int64_t)(next() % 200000);
+		r.nick = "观众12345";
+		r.has_level = true;
+		r.level = (int64_t)(next() % 40);
+		unsigned k = (unsigned)(next() % 100);
+		if (k < 26) {
+			chat_text(text, sizeof(text));
+			snprintf(cid, sizeof(cid), "%016lx0000000000000000", (unsigned long)i);
+			r.type = "chatmsg";
+			r.text = text;
+			r.cid = cid;
+			chats++;
+			snprintf(data, sizeof(data),
+			         "{\"type\":\"chatmsg\",\"rid\":\"9999\",\"ct\":\"14\",\"uid\":\"%lld\","
+			         "\"nn\":\"观众12345\",\"txt\":\"%s\",\"cid\":\"%s\",\"ic\":"
+			         "\"exyfeb/mflmhaa/81\",\"level\":\"%lld\",\"sahf\":\"0\",\"cst\":"
+			         "\"1790519453584\",\"bnn\":\"\",\"bl\":\"0\",\"brid\":\"0\",\"hc\":\"\","
+			         "\"dms\":\"4\",\"pdg\":\"46\",\"pdk\":\"71\",\"ext\":\"\",\"if\":\"1\"}",
+			         (long long)r.uid, text, cid, (long long)r.level);
+		} else {
+			r.type = k < 48 ? "dgb" : "uenter";
+			snprintf(data, sizeof(data),
+			         "{\"type\":\"%s\",\"rid\":\"9999\",\"uid\":\"%lld\",\"nn\":\"观众12345\","
+			         "\"level\":\"%lld\",\"ic\":\"avatar@Sdefault@S12\",\"rni\":\"0\","
+			         "\"el\":\"\",\"sahf\":\"0\",\"wgei\":\"0\",\"gfid\":\"824\",\"gfcnt\":\"1\","
+			         "\"hits\":\"3\",\"bnn\":\"\",\"bl\":\"0\",\"brid\":\"0\",\"hc\":\"\","
+			         "\"pdg\":\"46\",\"pdk\":\"71\"}",
+			         r.type, (long long)r.uid, (long long)r.level);
+		}
+		r.data = data;
+		r.data_len = strlen(data);
+		if (store_append(s, &r) < 0) {
+			fprintf(stderr, "fts_cost: append failed\n");
+			store_close(s);
+			return -1;
+		}
+		if ((i + 1) % batch == 0 || i + 1 == rows) {
+			int rc;
+			while ((rc = store_flush(s, 0)) == -EAGAIN)
+				;
+			if (rc < 0) {
+				fprintf(stderr, "fts_cost: flush: %s\n", store_last_error(s));
+				store_close(s);
+				return -1;
+			}
+		}
+	}
+	res->secs = now_s() - t0;
+	store_close(s);
+	res->bytes = file_size(path);
+	res->chats = chats;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	long rows = argc > 1 ? atol(argv[1]) : 200000;
+	long batch = argc > 2 ? atol(argv[2]) : 500;
+	const char *dir = argc > 3 ? argv[3] : "/tmp";
+	if (rows <= 0 || batch <= 0)
+		return 2;
+	zipf_init();
+	char p_off[512], p_on[512];
+	snprintf(p_off, sizeof(p_off), "%s/fts_cost_off.db", dir);
+	snprintf(p_on, sizeof(p_on), "%s/fts_cost_on.db", dir);
+	struct result off, on;
+	/* Alternate three times and keep the cheapest run of each, so a noisy neighbour counts
+	 * less. */
+	struct result best_off = {1e9, 0, 0}, best_on = {1e9, 0, 0};
+	for (int round = 0; round < 3; round++) {
+		if (run(p_off, STORE_FTS_OFF, rows, batch, &off) < 0 ||
+		    run(p_on, STORE_FTS_ON, rows, batch, &on) < 0)
+			return 1;
+		if (off.secs < best_off.secs)
+			best_off = off;
+		if (on.secs < best_on.secs)
+			best_on = on;
+	}
+	printf("rows %ld (chat rows with text %ld), %ld rows per transaction\n", rows,
+	       best_on.chats, batch);
+	printf("fts off: %.3f s CPU  %.2f us/row  %.0f rows/s  db %.1f MiB\n", best_off.secs,
+	       best_off.secs * 1e6 / rows, rows / best_off.secs, best_off.bytes / 1048576.0);
+	printf("fts on:  %.3f s CPU  %.2f us/row  %.0f rows/s  db %.1f MiB\n", best_on.secs,
+	       best_on.secs * 1e6 / rows, rows / best_on.secs, best_on.bytes / 1048576.0);
+	printf("cost of the index: +%.0f%% CPU (+%.2f us per chat row), +%.0f%% size\n",
+	       (best_on.secs / best_off.secs - 1) * 100,
+	       (best_on.secs - best_off.secs) * 1e6 / (double)best_on.chats,
+	       ((double)best_on.bytes / (double)best_off.bytes - 1) * 100);
+	unlink(p_off);
+	unlink(p_on);
+	return 0;
+}
