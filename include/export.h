@@ -1,0 +1,69 @@
+/*
+ * export: the commands that work on an existing database instead of recording:
+ *   danmakud export --db FILE --room ID [--from T] [--to T] --format xml|ndjson [-o OUT]
+ *   danmakud fts --db FILE [on|off|status]
+ * main() hands them argv after the command word. The pure pieces (time parsing, colours,
+ * escaping, one row to XML or JSON) are public for the unit tests; none of them does I/O.
+ */
+#ifndef DANMAKUD_EXPORT_H
+#define DANMAKUD_EXPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+/* Run `danmakud export ...` (argv[0] is "export"). Prints errors to stderr. Returns the exit
+ * code: 0 done, 1 the request cannot be met (no such database or room, empty or reversed
+ * range, write error), 2 the command line cannot be parsed. */
+int export_main(int argc, char **argv);
+/* Run `danmakud fts ...` (argv[0] is "fts"): switch or show the full-text index. Same codes. */
+int export_fts_main(int argc, char **argv);
+
+/*
+ * Parse a time given on the command line into unix epoch milliseconds: digits only are unix
+ * seconds when below 1e11 and milliseconds otherwise; "YYYY-MM-DD", "YYYY-MM-DD HH:MM" and
+ * "YYYY-MM-DD HH:MM:SS" (a 'T' may replace the space) are local time. Returns 0, or -EINVAL
+ * for anything else (including impossible dates such as 2025-02-30).
+ */
+int export_parse_time(const char *s, int64_t *ms);
+
+/* The RGB colour (0xRRGGBB) of a Douyu chat colour index `col` as text (NULL or unknown:
+ * white): 1 red ff0000, 2 blue 1e87f0, 3 green 7ac84b, 4 orange ff7f00, 5 purple 9b39f4,
+ * 6 pink ff69b4 (douyu-protocol.md §5). */
+uint32_t export_douyu_color(const char *col);
+
+/*
+ * Append s[0..n) to b, escaped for XML 1.0 element text or (attr) a double-quoted attribute
+ * value. Characters XML 1.0 forbids (C0 controls but tab, LF and CR; U+FFFE, U+FFFF; lone
+ * surrogates) and those it discourages (DEL and C1 controls) are dropped, as are bytes that are
+ * not UTF-8. CR (and, in attributes, tab and LF) become character references so that a parser
+ * gives them back unchanged. Returns 0 or -ENOMEM.
+ */
+int export_xml_escape(struct buf *b, const char *s, size_t n, bool attr);
+
+/* Append s[0..n) to b as a JSON string with its quotes; bytes that are not UTF-8 become
+ * U+FFFD. Returns 0 or -ENOMEM. */
+int export_json_string(struct buf *b, const char *s, size_t n);
+
+/* One message as the exporters see it (NULL strings and has_* false mean SQL NULL). */
+struct export_row {
+	int64_t id, room_id, ts, uid, level, session_id;
+	bool has_uid, has_level, has_session;
+	const char *type, *nick, *text, *cid;
+	const char *data;      /* the data column; NDJSON nests it when data_json */
+	bool data_json;        /* data is a valid JSON text */
+	const char *col;       /* data.col (chat colour index) */
+	const char *gift_name; /* data.gfn */
+	const char *gift_id;   /* data.gfid */
+	const char *gift_count;/* data.gfcnt */
+};
+
+/* Append one chatmsg as <d p="..." user="...">text</d> or one dgb as <gift .../> (both with a
+ * newline), times relative to base_ms. Other types append nothing. Returns 0 or -ENOMEM. */
+int export_xml_row(struct buf *b, const struct export_row *r, int64_t base_ms);
+/* Append one row as a JSON object and a newline. Returns 0 or -ENOMEM. */
+int export_json_row(struct buf *b, const struct export_row *r);
+
+#endif
