@@ -20,6 +20,11 @@ struct conf {
 	/* [recorder] */
 	char *database;       /* NULL: not set */
 	int flush_ms;         /* -1: not set */
+	int fts;              /* -1: not set (keep what the database has), 0 off, 1 on */
+	char *metrics_file;   /* NULL: not set (no metrics file) */
+	int metrics_interval_s; /* -1: not set */
+	int stats_interval_s; /* -1: not set; 0: no periodic stats line */
+	int max_queue_mb;     /* -1: not set (memory bound of the write queue) */
 	/* [douyu] */
 	char *servers[CONF_MAX_SERVERS];
 	size_t n_servers;

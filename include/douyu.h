@@ -39,6 +39,7 @@ struct douyu_reader {
 	struct buf pending;
 	uint64_t packets; /* delivered */
 	uint64_t skipped; /* well-framed but bad: type not 690, no final NUL, NUL inside body */
+	const char *skip_why; /* static text: why the last skipped packet was skipped */
 };
 
 /* Called for each good packet; body is NOT NUL-terminated (len excludes the NUL).
@@ -57,13 +58,23 @@ int douyu_reader_feed(struct douyu_reader *r, const uint8_t *data, size_t len, d
 		      void *user_data);
 
 /*
- * Map a decoded message to a record for room_id. Fills type, uid, nick, level, text, cid
- * (chatmsg: uid, nn, level, txt, cid) and data (JSON of every field, written into json,
- * which is cleared first). Borrowed pointers point into s and json. Returns 0 or -ENOMEM.
- * *replaced (may be NULL) receives the count of invalid UTF-8 sequences replaced.
+ * Map a decoded message to a record for room_id (douyu-protocol.md §5; README "Protocol
+ * fidelity"). Fills type and, per type:
+ *   chatmsg            uid, nn -> nick, level, txt -> text, cid (when non-empty)
+ *   comm_chatmsg       uid, nick, level and text from its nested `chatmsg` map, decoded
+ *                      into nested (which may be NULL: then only the top level is used);
+ *                      a field the nested map lacks falls back to the top level
+ *   anbc, rnewbc       uid, unk -> nick (no level)
+ *   spbc               sn -> nick (no uid, no level)
+ *   error              uid/nick/level as below, text "error <code>"
+ *   any other type     uid, nn -> nick, level when present at the top level; no text
+ * uid and level only when strictly decimal int64. data is the JSON of every top-level field
+ * (stt_to_json: duplicates as "key#2", invalid UTF-8 replaced and counted in
+ * rec->replaced_utf8), written into json, which is cleared first. Borrowed pointers point
+ * into s, nested and json. Returns 0 or -ENOMEM.
  */
-int douyu_record(const struct stt *s, int64_t room_id, struct buf *json, struct record *rec,
-		 size_t *replaced);
+int douyu_record(const struct stt *s, struct stt *nested, int64_t room_id, struct buf *json,
+		 struct record *rec);
 
 /* True when the message belongs to another room (a rid that is set, non-zero and not room_id)
  * and so must not be stored as this room's chat. */

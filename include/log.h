@@ -1,12 +1,14 @@
 /*
  * log: leveled logging to stderr.
  *
- * Under systemd (JOURNAL_STREAM set) every line carries a "<N>" priority prefix and no
+ * Under systemd (JOURNAL_STREAM naming stderr) every line carries a "<N>" priority prefix and no
  * timestamp, since journald adds its own; otherwise lines start with an ISO-8601 UTC time.
  * The level is checked before any formatting. errno is preserved across every call.
  */
 #ifndef DANMAKUD_LOG_H
 #define DANMAKUD_LOG_H
+
+#include <stdbool.h>
 
 enum log_level {
 	LOG_LEVEL_ERR = 3,
@@ -18,8 +20,14 @@ enum log_level {
 
 extern int log_max_level;
 
-/* Set the threshold and decide the line format from the environment (JOURNAL_STREAM). */
+/*
+ * Set the threshold and decide the line format from the environment: journald format when
+ * JOURNAL_STREAM ("DEV:INODE") names the file that stderr is, as systemd.exec(5) advises
+ * (a redirected stderr under a unit gets timestamps again).
+ */
 void log_init(int max_level);
+/* True when lines carry "<N>" prefixes for journald (decided by log_init). */
+bool log_to_journal(void);
 
 #if defined(__GNUC__)
 __attribute__((format(printf, 4, 5)))

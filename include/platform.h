@@ -23,6 +23,9 @@ struct platform_events {
 	void (*on_foreign)(void *user_data, const char *type);
 	/* The server reported an error (Douyu `error` message); text is for logs. */
 	void (*on_server_error)(void *user_data, int64_t code, const char *text);
+	/* n well-framed packets were skipped (bad type, no NUL, NUL inside, too many fields);
+	 * why (static text) tells the last one's reason. The connection goes on. */
+	void (*on_skipped)(void *user_data, uint64_t n, const char *why);
 };
 
 struct platform_session;

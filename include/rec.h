@@ -11,7 +11,9 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "notify.h"
 #include "room.h"
+#include "store.h"
 
 struct conf_room;
 struct net_ctx;
@@ -28,6 +30,19 @@ struct rec_options {
 	unsigned heartbeat_s;
 	const struct conf_room *rooms;
 	size_t n_rooms;
+	const char *metrics_file;     /* Prometheus text file; NULL: none */
+	unsigned metrics_interval_s;  /* how often it is rewritten (>= 1) */
+	unsigned stats_interval_s;    /* how often the stats line is logged; 0: never */
+	unsigned max_queue_mb;        /* memory bound of the write queue; 0: the store's default */
+	enum store_fts fts;           /* full-text index at start; KEEP (0): what the database has */
+	/*
+	 * SIGHUP: fill *out with the new effective options (config file re-read, command-line
+	 * overrides applied, command-line rooms included) or return < 0 with a reason in err.
+	 * The pointers in *out need only stay valid during the call that asked. NULL: SIGHUP
+	 * only logs that there is nothing to reload.
+	 */
+	int (*reload)(void *ctx, struct rec_options *out, char *err, size_t errlen);
+	void *reload_ctx;
 };
 
 struct rec {
@@ -54,6 +69,17 @@ struct rec {
 	uint64_t rng;          /* xorshift state for backoff jitter */
 	uint64_t last_dropped; /* store drops already reported */
 	uint64_t last_committed;
+	/* service integration (status, metrics, systemd); times are uv_now() unless _wall */
+	struct notify notify;
+	char *metrics_file;        /* owned copy of the current opt.metrics_file */
+	bool metrics_trouble;      /* the last write failed (logged once) */
+	uint64_t start_wall_ms;
+	uint64_t next_watchdog, next_status, next_stats, next_metrics;
+	uint64_t last_stats_at;
+	uint64_t status_at, status_received; /* the last STATUS= sample, for msg/s */
+	double received_per_s;
+	uint64_t received_gone;    /* records received by rooms that are gone */
+	uint64_t reloads_ok, reloads_failed;
 	struct buf scratch;    /* outgoing platform packets; one room at a time uses it */
 };
 

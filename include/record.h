@@ -25,6 +25,7 @@ struct record {
 	const char *cid;  /* platform's unique message id, NULL when it has none */
 	const char *data; /* JSON object with every field of the message, valid UTF-8 */
 	size_t data_len;
+	size_t replaced_utf8; /* invalid UTF-8 sequences written as U+FFFD in data */
 };
 
 #endif

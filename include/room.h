@@ -56,6 +56,8 @@ struct room_stats {
 	uint64_t received;   /* records decoded for this room */
 	uint64_t stored;     /* handed to the store */
 	uint64_t foreign;    /* other rooms' messages, not stored */
+	uint64_t skipped;    /* well-framed packets skipped (bad type, NULs, too many fields) */
+	uint64_t replaced_utf8; /* invalid UTF-8 sequences replaced by U+FFFD in stored data */
 	uint64_t reconnects; /* attempts after the first */
 	uint64_t last_msg_ms; /* wall clock of the last record, 0 if none */
 	uint64_t session_start_ms;

@@ -17,13 +17,26 @@
 
 #include "record.h"
 
-#define STORE_SCHEMA_VERSION 1
+/* 1: tables and the chat, gifts, gaps views. 2: the views of README "Asking the database"
+ * (chat, gifts, live, gaps, daily, room_stats) and the indexes messages_uid_ts, messages_rss,
+ * sessions_room_started. */
+#define STORE_SCHEMA_VERSION 2
 
 struct store;
+
+/*
+ * The full-text index (messages_fts, FTS5 trigram over messages.text, kept in sync by
+ * triggers) is part of the database, not of the process: KEEP leaves an existing database as
+ * it is and gives a new one the default (on; the write cost is measured by bench/fts_cost.c and
+ * given in README "Full-text search"); ON builds it if missing (indexing every existing
+ * row, inside store_open); OFF drops it if present.
+ */
+enum store_fts { STORE_FTS_KEEP = 0, STORE_FTS_ON, STORE_FTS_OFF };
 
 struct store_options {
 	size_t max_queue_bytes;   /* 0: default 256 MiB */
 	int busy_timeout_ms;      /* small: a busy wait blocks the loop. default 0 */
+	enum store_fts fts;       /* default KEEP */
 };
 
 struct store_stats {
@@ -37,11 +50,14 @@ struct store_stats {
 
 /*
  * Open (create) the database at path, set WAL + synchronous=NORMAL, create or migrate the
- * schema (PRAGMA user_version) in one transaction, prepare statements. opt may be NULL.
+ * schema (PRAGMA user_version) in one transaction, add or drop the full-text index as opt->fts
+ * says (its own transaction), prepare statements. opt may be NULL (all defaults).
  * Returns 0 or a negative errno with a message in err.
  */
 int store_open(const char *path, const struct store_options *opt, struct store **out, char *err,
 	       size_t errlen);
+/* Whether the database has the full-text index (after store_open applied opt->fts). */
+bool store_has_fts(const struct store *s);
 /* Close the database. Queued rows that were not flushed are lost: flush first. NULL ok. */
 void store_close(struct store *s);
 
@@ -62,8 +78,8 @@ int store_append(struct store *s, const struct record *rec);
  * Commit queued rows, oldest first, in one BEGIN IMMEDIATE ... COMMIT, stopping after
  * max_rows rows (0: no limit). Returns 0 when the queue is empty afterwards, -EAGAIN when rows
  * remain (call again on a later loop turn), or an error with the queue kept intact:
- * -EBUSY (database locked), -ENOSPC (disk or database full), -EIO / -EROFS / -EPERM (see
- * store_last_error).
+ * -EBUSY (database locked), -ENOSPC (disk or database full), -ENOENT (the database file was
+ * deleted or moved while open), -EIO / -EROFS / -EPERM (see store_last_error).
  */
 int store_flush(struct store *s, size_t max_rows);
 

@@ -27,6 +27,10 @@ const char cli_usage[] =
 	"  -V, --version        print the version and exit\n"
 	"  -h, --help           print this help and exit\n"
 	"\n"
+	"On a recorded database (see 'danmakud export --help', 'danmakud fts --help'):\n"
+	"  danmakud export --db FILE --room ID [--from T] [--to T] --format xml|ndjson [-o OUT]\n"
+	"  danmakud fts --db FILE [on|off|status]\n"
+	"\n"
 	"Exit status: 0 clean stop, 1 runtime failure, 2 usage or configuration error.\n";
 
 enum { OPT_CA_FILE = 256, OPT_INSECURE, OPT_FLUSH_MS, OPT_HEARTBEAT_S, OPT_CHECK_CONFIG };

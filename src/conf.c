@@ -40,6 +40,7 @@ enum conf_type {
 	CONF_T_STRING,  /* char *, non-empty */
 	CONF_T_INT,     /* int in [min, max] */
 	CONF_T_SERVERS, /* char *servers[CONF_MAX_SERVERS] plus n_servers */
+	CONF_T_BOOL,    /* int: on/true/yes/1 -> 1, off/false/no/0 -> 0 */
 };
 
 struct conf_key {
@@ -54,6 +55,13 @@ struct conf_key {
 static const struct conf_key conf_keys[] = {
     {"database", SEC_RECORDER, CONF_T_STRING, 0, 0, offsetof(struct conf, database)},
     {"flush_ms", SEC_RECORDER, CONF_T_INT, 10, 60000, offsetof(struct conf, flush_ms)},
+    {"fts", SEC_RECORDER, CONF_T_BOOL, 0, 1, offsetof(struct conf, fts)},
+    {"metrics_file", SEC_RECORDER, CONF_T_STRING, 0, 0, offsetof(struct conf, metrics_file)},
+    {"metrics_interval_s", SEC_RECORDER, CONF_T_INT, 1, 3600,
+     offsetof(struct conf, metrics_interval_s)},
+    {"stats_interval_s", SEC_RECORDER, CONF_T_INT, 0, 86400,
+     offsetof(struct conf, stats_interval_s)},
+    {"max_queue_mb", SEC_RECORDER, CONF_T_INT, 1, 65536, offsetof(struct conf, max_queue_mb)},
     {"servers", SEC_DOUYU, CONF_T_SERVERS, 0, 0, offsetof(struct conf, servers)},
     {"heartbeat_s", SEC_DOUYU, CONF_T_INT, 1, 3600, offsetof(struct conf, heartbeat_s)},
 };
@@ -82,13 +90,14 @@ void conf_init(struct conf *c)
 {
 	memset(c, 0, sizeof(*c));
 	for (size_t i = 0; i < N_KEYS; i++)
-		if (conf_keys[i].type == CONF_T_INT)
+		if (conf_keys[i].type == CONF_T_INT || conf_keys[i].type == CONF_T_BOOL)
 			*(int *)((char *)c + conf_keys[i].offset) = -1;
 }
 
 void conf_finish(struct conf *c)
 {
 	free(c->database);
+	free(c->metrics_file);
 	for (size_t i = 0; i < c->n_servers; i++)
 		free(c->servers[i]);
 	for (size_t i = 0; i < c->n_rooms; i++)
@@ -358,6 +367,17 @@ static int set_key(struct parser *p, const char *key, size_t key_len, const char
 			            k->key, k->min, k->max, quote(q, sizeof(q), v, n));
 		*(int *)field = (int)x;
 		return 0;
+	}
+	case CONF_T_BOOL: {
+		static const char *const yes[] = {"on", "true", "yes", "1"};
+		static const char *const no[] = {"off", "false", "no", "0"};
+		for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+			if (equals(v, n, yes[i]) || equals(v, n, no[i])) {
+				*(int *)field = equals(v, n, yes[i]);
+				return 0;
+			}
+		}
+		return fail(p, "%s: expected on or off, got '%s'", k->key, quote(q, sizeof(q), v, n));
 	}
 	case CONF_T_SERVERS:
 		return set_servers(p, k, v, n);

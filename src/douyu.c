@@ -15,6 +15,9 @@
 
 #include "platform.h"
 
+#define STR_(x) #x
+#define XSTR(x) STR_(x)
+
 /* ---- packing ---- */
 
 static inline void put_u32le(uint8_t *p, uint32_t v)
@@ -119,8 +122,16 @@ static int deliver(struct douyu_reader *r, const uint8_t *p, size_t size, douyu_
 	const char *body = (const char *)p + DOUYU_HDR_LEN;
 	size_t blen = size - DOUYU_HDR_LEN - 1;
 	/* A bad packet is skipped, not fatal: its length was sane, so the stream is still in step. */
-	if (type != DOUYU_TYPE_S2C || p[size - 1] != 0 || memchr(body, 0, blen)) {
+	const char *why = NULL;
+	if (type != DOUYU_TYPE_S2C)
+		why = "message type is not 690";
+	else if (p[size - 1] != 0)
+		why = "no terminating NUL";
+	else if (memchr(body, 0, blen))
+		why = "NUL inside the body";
+	if (why) {
 		r->skipped++;
+		r->skip_why = why;
 		return 0;
 	}
 	r->packets++;
@@ -205,65 +216,154 @@ static inline bool key_is(const struct stt_pair *p, const char *k, size_t kl)
 	return p->key_len == kl && memcmp(p->key, k, kl) == 0;
 }
 
-int douyu_record(const struct stt *s, int64_t room_id, struct buf *json, struct record *rec,
-		 size_t *replaced)
+/* The top-level fields the record mapping looks at; the first occurrence of each wins. */
+struct fields {
+	const char *type, *uid, *nn, *level, *txt, *cid, *unk, *sn, *code, *chatmsg;
+};
+
+/* One pass over the pairs, like stt_get for each key but without rescanning. */
+static void collect_fields(const struct stt *s, struct fields *f)
 {
-	/* One pass over the pairs; the first occurrence of each key wins, like stt_get. */
-	const char *type = NULL, *uid = NULL, *nn = NULL, *level = NULL, *txt = NULL, *cid = NULL;
+	memset(f, 0, sizeof(*f));
 	for (size_t i = 0; i < s->n; i++) {
 		const struct stt_pair *p = &s->pairs[i];
 		const char **slot = NULL;
 		switch (p->key_len) {
 		case 2:
 			if (key_is(p, "nn", 2))
-				slot = &nn;
+				slot = &f->nn;
+			else if (key_is(p, "sn", 2))
+				slot = &f->sn;
 			break;
 		case 3:
 			if (key_is(p, "uid", 3))
-				slot = &uid;
+				slot = &f->uid;
 			else if (key_is(p, "txt", 3))
-				slot = &txt;
+				slot = &f->txt;
 			else if (key_is(p, "cid", 3))
-				slot = &cid;
+				slot = &f->cid;
+			else if (key_is(p, "unk", 3))
+				slot = &f->unk;
 			break;
 		case 4:
 			if (key_is(p, "type", 4))
-				slot = &type;
+				slot = &f->type;
+			else if (key_is(p, "code", 4))
+				slot = &f->code;
 			break;
 		case 5:
 			if (key_is(p, "level", 5))
-				slot = &level;
+				slot = &f->level;
+			break;
+		case 7:
+			if (key_is(p, "chatmsg", 7))
+				slot = &f->chatmsg;
 			break;
 		}
 		if (slot && !*slot)
 			*slot = p->val;
 	}
+}
+
+int douyu_record(const struct stt *s, struct stt *nested, int64_t room_id, struct buf *json,
+		 struct record *rec)
+{
+	struct fields f;
+	collect_fields(s, &f);
+	const char *type = f.type ? f.type : "";
+	const char *uid = f.uid, *nick = f.nn, *level = f.level, *text = NULL, *cid = NULL;
+	bool error = false;
+	if (strcmp(type, "chatmsg") == 0) {
+		text = f.txt;
+		cid = f.cid && *f.cid ? f.cid : NULL;
+	} else if (strcmp(type, "comm_chatmsg") == 0) {
+		/*
+		 * Paid / voice chat and box notices: the sender and the text are in the nested
+		 * `chatmsg` map (escaped once more on the wire, so decode it once more). A field
+		 * the nested map lacks falls back to the top level (uid is in both in practice).
+		 */
+		struct fields nf;
+		memset(&nf, 0, sizeof(nf));
+		if (nested && f.chatmsg) {
+			int rc = stt_decode(nested, f.chatmsg, strlen(f.chatmsg));
+			if (rc == -ENOMEM)
+				return rc;
+			if (rc == 0)
+				collect_fields(nested, &nf);
+		}
+		uid = nf.uid ? nf.uid : f.uid;
+		nick = nf.nn ? nf.nn : f.nn;
+		level = nf.level ? nf.level : f.level;
+		text = nf.txt;
+	} else if (strcmp(type, "anbc") == 0 || strcmp(type, "rnewbc") == 0) {
+		/* Noble bought / renewed, platform-wide: unk is the user; no user level. */
+		nick = f.unk;
+		level = NULL;
+	} else if (strcmp(type, "spbc") == 0) {
+		/* Big-gift broadcast: sn is the sender's name; it carries no sender uid. */
+		uid = NULL;
+		nick = f.sn;
+		level = NULL;
+	} else if (strcmp(type, "error") == 0) {
+		error = true;
+	}
+	/* Every other type: uid, nn and level when present at the top level. */
 	rec->room_id = room_id;
-	rec->type = type ? type : "";
 	rec->has_uid = parse_i64(uid, &rec->uid);
 	if (!rec->has_uid)
 		rec->uid = 0;
-	rec->nick = nn;
 	rec->has_level = parse_i64(level, &rec->level);
 	if (!rec->has_level)
 		rec->level = 0;
-	bool chat = type && strcmp(type, "chatmsg") == 0;
-	rec->text = chat ? txt : NULL;
-	rec->cid = chat && cid && *cid ? cid : NULL;
 
 	buf_clear(json);
-	int rc = stt_to_json(s, json, replaced);
+	size_t bad = 0;
+	int rc = stt_to_json(s, json, &bad);
+	rec->replaced_utf8 = bad;
+	size_t data_len = json->len;
+	/* NUL-terminate for convenience; the terminator is not part of data_len. */
 	if (rc == 0)
-		rc = buf_reserve(json, 1);
+		rc = buf_append(json, "", 1);
+	/*
+	 * The columns must be valid UTF-8 as well (sqlite3 clients decode TEXT), so a string
+	 * that is not gets a repaired copy after the JSON, as does an error's "error <code>".
+	 * Offsets, not pointers: the buffer may move while it grows.
+	 */
+	const char **col[4] = {&type, &nick, &text, &cid};
+	size_t off[4] = {SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX};
+	if (rc == 0 && error) {
+		off[2] = json->len;
+		rc = buf_append_str(json, f.code ? "error " : "error");
+		if (rc == 0 && f.code)
+			rc = stt_utf8_repair(json, f.code, strlen(f.code), NULL);
+		if (rc == 0)
+			rc = buf_append(json, "", 1);
+	}
+	for (size_t i = 0; i < 4 && rc == 0; i++) {
+		const char *v = *col[i];
+		size_t vl = v ? strlen(v) : 0;
+		if (!v || off[i] != SIZE_MAX || stt_utf8_valid_prefix(v, vl) == vl)
+			continue;
+		off[i] = json->len;
+		rc = stt_utf8_repair(json, v, vl, NULL);
+		if (rc == 0)
+			rc = buf_append(json, "", 1);
+	}
 	if (rc < 0) {
-		rec->data = NULL;
+		rec->type = "";
+		rec->nick = rec->text = rec->cid = rec->data = NULL;
 		rec->data_len = 0;
 		return rc;
 	}
-	/* NUL-terminate for convenience; the terminator is not part of data_len. */
-	buf_head(json)[json->len] = 0;
+	for (size_t i = 0; i < 4; i++)
+		if (off[i] != SIZE_MAX)
+			*col[i] = (const char *)buf_head(json) + off[i];
+	rec->type = type;
+	rec->nick = nick;
+	rec->text = text;
+	rec->cid = cid;
 	rec->data = (const char *)buf_head(json);
-	rec->data_len = json->len;
+	rec->data_len = data_len;
 	return 0;
 }
 
@@ -279,6 +379,7 @@ bool douyu_other_room(const struct stt *s, int64_t room_id)
 struct platform_session {
 	struct douyu_reader reader;
 	struct stt stt;
+	struct stt nested; /* comm_chatmsg's nested chatmsg */
 	struct buf json;
 	int64_t room_id;
 	bool joined;
@@ -306,6 +407,7 @@ static int session_create(int64_t room_id, const struct platform_events *ev, voi
 		return -ENOMEM;
 	douyu_reader_init(&s->reader);
 	stt_init(&s->stt);
+	stt_init(&s->nested);
 	buf_init(&s->json);
 	s->room_id = room_id;
 	s->ev = ev;
@@ -320,6 +422,7 @@ static void session_destroy(struct platform_session *s)
 		return;
 	douyu_reader_finish(&s->reader);
 	stt_finish(&s->stt);
+	stt_finish(&s->nested);
 	buf_finish(&s->json);
 	free(s);
 }
@@ -349,7 +452,7 @@ static int store(struct platform_session *s)
 	struct record rec;
 	rec.ts = s->now_ms;
 	rec.session_id = s->session_id;
-	int rc = douyu_record(&s->stt, s->room_id, &s->json, &rec, NULL);
+	int rc = douyu_record(&s->stt, &s->nested, s->room_id, &s->json, &rec);
 	if (rc < 0)
 		return rc;
 	if (s->ev->on_record)
@@ -368,6 +471,9 @@ static int on_packet(void *user_data, const char *body, size_t len)
 	int rc = stt_decode(&s->stt, body, len);
 	if (rc == -E2BIG) {
 		s->rejected++;
+		if (s->ev->on_skipped)
+			s->ev->on_skipped(s->user_data, 1,
+					  "more than " XSTR(STT_MAX_PAIRS) " fields");
 		return 0;
 	}
 	if (rc < 0)
@@ -414,8 +520,13 @@ static int feed(struct platform_session *s, int64_t now_ms, int64_t session_id,
 	s->now_ms = now_ms;
 	s->session_id = session_id;
 	s->out = out;
+	uint64_t skipped_before = s->reader.skipped;
 	int rc = douyu_reader_feed(&s->reader, data, len, on_packet, s);
 	s->out = NULL;
+	/* Reported once per feed, not per packet: a flood of bad packets costs one event. */
+	if (s->reader.skipped > skipped_before && s->ev->on_skipped)
+		s->ev->on_skipped(s->user_data, s->reader.skipped - skipped_before,
+				  s->reader.skip_why);
 	return rc;
 }
 

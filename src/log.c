@@ -1,8 +1,9 @@
 /*
- * log: one line per event to stderr. Under journald (JOURNAL_STREAM) lines carry "<N>"
- * priority prefixes and no time; elsewhere a UTC timestamp and a level word. Debug lines add
- * [file:line]. Each line is written with a single write(2) so concurrent writers (none here,
- * but a shell redirect shared with tests) never interleave within a line.
+ * log: one line per event to stderr. Under journald (JOURNAL_STREAM naming our stderr) lines
+ * carry "<N>" priority prefixes (sd-daemon(3)) and no time, since journald adds its own;
+ * elsewhere a UTC timestamp and a level word. Debug lines add [file:line]. Each line is
+ * written with a single write(2) so concurrent writers (none here, but a shell redirect
+ * shared with tests) never interleave within a line.
  */
 #include "log.h"
 
@@ -11,17 +12,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 int log_max_level = LOG_LEVEL_INFO;
-static int log_journal;
+static bool log_journal;
+
+/* JOURNAL_STREAM is "DEV:INODE" of the stream systemd connected; it is inherited by
+ * children whose stderr may go elsewhere, so compare it with what stderr really is. */
+static bool stderr_is_journal(const char *js)
+{
+	if (!js || !*js)
+		return false;
+	unsigned long long dev, ino;
+	char tail;
+	if (sscanf(js, "%llu:%llu%c", &dev, &ino, &tail) != 2)
+		return false;
+	struct stat st;
+	if (fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 void log_init(int max_level)
 {
 	log_max_level = max_level;
-	const char *js = getenv("JOURNAL_STREAM");
-	log_journal = js && *js;
+	log_journal = stderr_is_journal(getenv("JOURNAL_STREAM"));
+}
+
+bool log_to_journal(void)
+{
+	return log_journal;
 }
 
 static const char *level_word(int level)

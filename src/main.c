@@ -1,6 +1,10 @@
 /*
  * main: command line and config file -> rec_options -> rec_create -> uv_run -> teardown.
- * Exit codes: 0 clean stop, 1 runtime failure, 2 usage or config error.
+ * Exit codes: 0 clean stop, 1 runtime failure, 2 usage or config error. Command-line flags
+ * override the file, and rooms given on the command line are always recorded. The same
+ * merge runs again on SIGHUP (on_reload, called by the recorder): the file is re-read then
+ * with a plain fopen/fread, which does block the loop, but for a small local file once per
+ * reload; libuv's uv_fs_* would need its thread pool, which this process does not use.
  */
 #include <errno.h>
 #include <signal.h>
@@ -11,6 +15,7 @@
 
 #include "cli.h"
 #include "conf.h"
+#include "export.h"
 #include "log.h"
 #include "rec.h"
 
@@ -20,11 +25,12 @@
 
 #define CONF_MAX_BYTES (16 << 20)
 
-static int read_config(const char *path, struct conf *c)
+/* Read and parse the file. Returns 0, or -1 with the reason ("FILE:LINE: ...") in err. */
+static int read_config(const char *path, struct conf *c, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f) {
-		fprintf(stderr, "danmakud: %s: %s\n", path, strerror(errno));
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	char *text = malloc(CONF_MAX_BYTES + 1);
@@ -32,19 +38,113 @@ static int read_config(const char *path, struct conf *c)
 	int bad = !text || ferror(f);
 	fclose(f);
 	if (bad || len > CONF_MAX_BYTES) {
-		fprintf(stderr, "danmakud: %s: %s\n", path,
-			bad ? "cannot read" : "larger than 16 MiB");
+		snprintf(err, errlen, "%s: %s", path, bad ? "cannot read" : "larger than 16 MiB");
 		free(text);
 		return -1;
 	}
-	char err[512];
-	int rc = conf_parse(c, path, text, len, err, sizeof(err));
+	int rc = conf_parse(c, path, text, len, err, errlen);
 	free(text);
-	if (rc < 0) {
-		fprintf(stderr, "danmakud: %s\n", err);
+	return rc < 0 ? -1 : 0;
+}
+
+/* A parsed file plus the merged room list, which rec_options points into. */
+struct settings {
+	struct conf conf;
+	struct conf_room *rooms;
+};
+
+static void settings_finish(struct settings *s)
+{
+	free(s->rooms);
+	s->rooms = NULL;
+	conf_finish(&s->conf);
+}
+
+/*
+ * The effective options: command line over file over defaults. Rooms: the file's (with
+ * labels), then the command line's (the recorder records an id once). Server URLs are checked
+ * here so that a bad one is a configuration error (exit 2, or a refused reload).
+ * Returns 0, or -1 with a reason in err.
+ */
+static int build_options(const struct cli_opts *cli, struct settings *s, struct rec_options *opt,
+			 char *err, size_t errlen)
+{
+	const struct conf *conf = &s->conf;
+	size_t n_rooms = conf->n_rooms + cli->n_rooms;
+	s->rooms = calloc(n_rooms ? n_rooms : 1, sizeof(*s->rooms));
+	if (!s->rooms) {
+		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	for (size_t i = 0; i < conf->n_rooms; i++)
+		s->rooms[i] = conf->rooms[i];
+	for (size_t i = 0; i < cli->n_rooms; i++)
+		s->rooms[conf->n_rooms + i].id = cli->rooms[i];
+
+	*opt = (struct rec_options){
+		.db_path = cli->db ? cli->db : conf->database ? conf->database : "danmaku.db",
+		.servers = cli->n_servers ? cli->servers : (const char *const *)conf->servers,
+		.n_servers = cli->n_servers ? cli->n_servers : conf->n_servers,
+		.ca_file = cli->ca_file,
+		.insecure = cli->insecure,
+		.flush_ms = (unsigned)(cli->flush_ms > 0 ? cli->flush_ms
+				       : conf->flush_ms > 0 ? conf->flush_ms
+							    : 250),
+		.heartbeat_s = (unsigned)(cli->heartbeat_s > 0 ? cli->heartbeat_s
+					  : conf->heartbeat_s > 0 ? conf->heartbeat_s
+								  : 45),
+		.rooms = s->rooms,
+		.n_rooms = n_rooms,
+		.metrics_file = conf->metrics_file,
+		.metrics_interval_s =
+			(unsigned)(conf->metrics_interval_s > 0 ? conf->metrics_interval_s : 15),
+		.stats_interval_s =
+			(unsigned)(conf->stats_interval_s >= 0 ? conf->stats_interval_s : 60),
+		.max_queue_mb = (unsigned)(conf->max_queue_mb > 0 ? conf->max_queue_mb : 0),
+		.fts = conf->fts < 0 ? STORE_FTS_KEEP : conf->fts ? STORE_FTS_ON : STORE_FTS_OFF,
+	};
+	for (size_t i = 0; i < opt->n_servers; i++) {
+		struct server srv;
+		if (server_parse(opt->servers[i], &srv, err, errlen) < 0)
+			return -1;
+	}
 	return 0;
+}
+
+struct app {
+	const struct cli_opts *cli;
+	struct settings reloaded; /* what the last reload's options point into */
+};
+
+/* rec_options.reload: re-read the -c file and merge it with the command line again. A file
+ * with any error, or one that leaves no room to record, is refused whole. */
+static int on_reload(void *ctx, struct rec_options *out, char *err, size_t errlen)
+{
+	struct app *app = ctx;
+	settings_finish(&app->reloaded); /* the recorder keeps no pointer into it */
+	if (read_config(app->cli->config, &app->reloaded.conf, err, errlen) < 0 ||
+	    build_options(app->cli, &app->reloaded, out, err, errlen) < 0)
+		goto fail;
+	if (out->n_rooms == 0) {
+		snprintf(err, errlen, "%s: no rooms to record", app->cli->config);
+		goto fail;
+	}
+	log_debug("reload: %s read, %zu rooms", app->cli->config, out->n_rooms);
+	return 0;
+
+fail:
+	settings_finish(&app->reloaded);
+	return -EINVAL;
+}
+
+/* Errors before the loop runs: a plain "danmakud: ..." line on a terminal, an error-priority
+ * line under journald. */
+static void report(const char *msg)
+{
+	if (log_to_journal())
+		log_err("%s", msg);
+	else
+		fprintf(stderr, "danmakud: %s\n", msg);
 }
 
 static void on_walk(uv_handle_t *h, void *arg)
@@ -55,6 +155,11 @@ static void on_walk(uv_handle_t *h, void *arg)
 
 int main(int argc, char **argv)
 {
+	/* Commands on an existing database (export.h) have their own options. */
+	if (argc > 1 && strcmp(argv[1], "export") == 0)
+		return export_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "fts") == 0)
+		return export_fts_main(argc - 1, argv + 1);
 	struct cli_opts cli;
 	char err[512];
 	if (cli_parse(argc, argv, &cli, err, sizeof(err)) < 0) {
@@ -74,55 +179,34 @@ int main(int argc, char **argv)
 				     : LOG_LEVEL_INFO);
 
 	int code = 2;
-	struct conf conf;
-	conf_init(&conf);
-	struct conf_room *rooms = NULL;
-	if (cli.config && read_config(cli.config, &conf) < 0)
-		goto out;
-
-	/* Rooms: the config's (with labels), then the command line's. */
-	size_t n_rooms = conf.n_rooms + cli.n_rooms;
-	rooms = calloc(n_rooms ? n_rooms : 1, sizeof(*rooms));
-	if (!rooms) {
-		code = 1;
+	struct settings start;
+	conf_init(&start.conf);
+	start.rooms = NULL;
+	struct app app = {.cli = &cli};
+	conf_init(&app.reloaded.conf);
+	if (cli.config && read_config(cli.config, &start.conf, err, sizeof(err)) < 0) {
+		report(err);
 		goto out;
 	}
-	for (size_t i = 0; i < conf.n_rooms; i++)
-		rooms[i] = conf.rooms[i];
-	for (size_t i = 0; i < cli.n_rooms; i++)
-		rooms[conf.n_rooms + i].id = cli.rooms[i];
-
-	struct rec_options opt = {
-		.db_path = cli.db ? cli.db : conf.database ? conf.database : "danmaku.db",
-		.servers = cli.n_servers ? cli.servers : (const char *const *)conf.servers,
-		.n_servers = cli.n_servers ? cli.n_servers : conf.n_servers,
-		.ca_file = cli.ca_file,
-		.insecure = cli.insecure,
-		.flush_ms = (unsigned)(cli.flush_ms > 0 ? cli.flush_ms
-				       : conf.flush_ms > 0 ? conf.flush_ms
-							   : 250),
-		.heartbeat_s = (unsigned)(cli.heartbeat_s > 0 ? cli.heartbeat_s
-					  : conf.heartbeat_s > 0 ? conf.heartbeat_s
-								 : 45),
-		.rooms = rooms,
-		.n_rooms = n_rooms,
-	};
-	/* Server URLs are usage errors (exit 2) when malformed, wherever they came from. */
-	for (size_t i = 0; i < opt.n_servers; i++) {
-		struct server srv;
-		if (server_parse(opt.servers[i], &srv, err, sizeof(err)) < 0) {
-			fprintf(stderr, "danmakud: %s\n", err);
-			goto out;
-		}
+	struct rec_options opt;
+	if (build_options(&cli, &start, &opt, err, sizeof(err)) < 0) {
+		report(err);
+		goto out;
+	}
+	if (cli.config) {
+		opt.reload = on_reload;
+		opt.reload_ctx = &app;
 	}
 	if (cli.action == CLI_CHECK_CONFIG) {
-		printf("configuration ok: %zu rooms, database %s\n", n_rooms, opt.db_path);
+		printf("configuration ok: %zu rooms, database %s, metrics file %s\n", opt.n_rooms,
+		       opt.db_path, opt.metrics_file ? opt.metrics_file : "(none)");
 		code = 0;
 		goto out;
 	}
-	if (n_rooms == 0) {
-		fprintf(stderr, "danmakud: no rooms to record: give room ids or a config with "
-				"[rooms]\nTry 'danmakud --help'.\n");
+	if (opt.n_rooms == 0) {
+		report("no rooms to record: give room ids or a config with [rooms]");
+		if (!log_to_journal())
+			fputs("Try 'danmakud --help'.\n", stderr);
 		goto out;
 	}
 
@@ -147,8 +231,8 @@ int main(int argc, char **argv)
 	if (code == 0)
 		log_info("stopped cleanly");
 out:
-	free(rooms);
-	conf_finish(&conf);
+	settings_finish(&app.reloaded);
+	settings_finish(&start);
 	cli_finish(&cli);
 	return code;
 }

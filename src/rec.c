@@ -7,6 +7,10 @@
  *    continue on the next loop turn, so a long queue never stalls the loop.
  * Stopping (SIGINT/SIGTERM) asks every room to log out and close; when the last room is
  * gone the queue is committed in full and every handle is closed, so uv_run() returns.
+ * Reloading (SIGHUP) asks main.c for the new options and makes the running set of rooms
+ * equal to the new list: new rooms start, dropped rooms stop with reason "removed", the rest
+ * keep their connections. Under systemd the recorder speaks the notify protocol (READY,
+ * RELOADING, STOPPING, STATUS, WATCHDOG) from the same timers.
  */
 #include "rec.h"
 
@@ -20,6 +24,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "metrics.h"
 #include "net.h"
 #include "platform.h"
 #include "store.h"
@@ -27,7 +32,11 @@
 
 #define REC_FLUSH_SLICE_ROWS 5000
 #define REC_STOP_DEADLINE_MS 5000
-#define REC_STATS_EVERY_MS 60000
+#define REC_STATUS_EVERY_MS 5000 /* STATUS= refresh for systemctl status */
+
+#ifndef DANMAKUD_VERSION
+#define DANMAKUD_VERSION "0.1.0"
+#endif
 
 uint64_t rec_wall_ms(void)
 {
@@ -49,7 +58,13 @@ uint64_t rec_random(struct rec *rec)
 static uint64_t tick_interval_ms(const struct rec *rec)
 {
 	uint64_t hb = (uint64_t)rec->opt.heartbeat_s * 1000;
-	return hb / 4 < 1000 ? (hb / 4 ? hb / 4 : 1) : 1000;
+	uint64_t t = hb / 4 < 1000 ? (hb / 4 ? hb / 4 : 1) : 1000;
+	/* Pinging every watchdog/2 from a tick of at most watchdog/4 is never later than
+	 * 3/4 of the watchdog interval. */
+	uint64_t wd = rec->notify.watchdog_usec / 1000;
+	if (wd && wd / 4 < t)
+		t = wd / 4 ? wd / 4 : 1;
+	return t;
 }
 
 static void report_storage(struct rec *rec, int rc)
@@ -90,27 +105,139 @@ static void on_flush(uv_timer_t *t)
 static void log_stats(struct rec *rec)
 {
 	size_t live = 0;
+	uint64_t skipped = 0, replaced = 0;
 	struct list *pos, *tmp;
 	list_for_each_safe(pos, tmp, &rec->rooms)
 	{
 		struct room *r = container_of(pos, struct room, link);
 		live += r->state == ROOM_LIVE;
+		skipped += r->stats.skipped;
+		replaced += r->stats.replaced_utf8;
 	}
 	struct store_stats st;
 	store_get_stats(rec->store, &st);
-	double secs = REC_STATS_EVERY_MS / 1000.0;
+	uint64_t now = uv_now(rec->loop);
+	double secs = now > rec->last_stats_at ? (double)(now - rec->last_stats_at) / 1000.0 : 1.0;
+	rec->last_stats_at = now;
 	log_info("stats: rooms live %zu/%zu, committed %" PRIu64 " (%.1f/s), duplicates %" PRIu64
-		 ", queued %" PRIu64 ", dropped %" PRIu64 ", other rooms' messages %" PRIu64,
+		 ", queued %" PRIu64 ", dropped %" PRIu64 ", other rooms' messages %" PRIu64
+		 ", skipped packets %" PRIu64 ", UTF-8 repairs %" PRIu64,
 		 live, rec->n_rooms, st.committed, (double)(st.committed - rec->last_committed) / secs,
-		 st.duplicates, st.queued_rows, st.dropped, rec->foreign_total);
+		 st.duplicates, st.queued_rows, st.dropped, rec->foreign_total, skipped, replaced);
 	rec->last_committed = st.committed;
 }
 
+/* One walk over the rooms: the process-wide numbers. Rooms being removed count towards the
+ * messages received but not towards the rooms recorded. */
+static void snapshot(struct rec *rec, struct metrics_global *g)
+{
+	memset(g, 0, sizeof(*g));
+	g->version = DANMAKUD_VERSION;
+	g->start_ms = rec->start_wall_ms;
+	g->received = rec->received_gone;
+	struct list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &rec->rooms)
+	{
+		struct room *r = container_of(pos, struct room, link);
+		g->received += r->stats.received;
+		if (r->stopping)
+			continue;
+		g->rooms++;
+		g->rooms_live += r->state == ROOM_LIVE;
+	}
+	struct store_stats st;
+	store_get_stats(rec->store, &st);
+	g->received_per_s = rec->received_per_s;
+	g->committed = st.committed;
+	g->duplicates = st.duplicates;
+	g->dropped = st.dropped;
+	g->queued_rows = st.queued_rows;
+	g->queued_bytes = st.queued_bytes;
+	g->failed_flushes = st.failed_flushes;
+	g->foreign = rec->foreign_total;
+	g->storage_ok = !rec->storage_trouble;
+	g->reloads_ok = rec->reloads_ok;
+	g->reloads_failed = rec->reloads_failed;
+}
+
+/* Send "<prefix>STATUS=<live counts>" to the service manager; prefix may be "". */
+static void send_status(struct rec *rec, const char *prefix)
+{
+	if (!notify_enabled(&rec->notify))
+		return;
+	struct metrics_global g;
+	snapshot(rec, &g);
+	uint64_t now = uv_now(rec->loop);
+	if (now > rec->status_at && rec->status_at) {
+		rec->received_per_s = (double)(g.received - rec->status_received) * 1000.0 /
+				      (double)(now - rec->status_at);
+		g.received_per_s = rec->received_per_s;
+	}
+	rec->status_at = now;
+	rec->status_received = g.received;
+	char msg[512];
+	size_t n = (size_t)snprintf(msg, sizeof(msg), "%sSTATUS=", prefix);
+	if (n < sizeof(msg))
+		metrics_status(msg + n, sizeof(msg) - n, &g);
+	int rc = notify_send(&rec->notify, msg);
+	if (rc < 0)
+		log_debug("notify: %s", strerror(-rc));
+}
+
+/* Rewrite the metrics file (a bounded synchronous write; see metrics.c). Logged once when it
+ * starts failing and once when it works again. */
+static void write_metrics(struct rec *rec)
+{
+	struct metrics_global g;
+	snapshot(rec, &g);
+	struct metrics_room *rooms = calloc(g.rooms ? g.rooms : 1, sizeof(*rooms));
+	struct buf out;
+	buf_init(&out);
+	int rc = -ENOMEM;
+	if (rooms) {
+		size_t n = 0;
+		struct list *pos, *tmp;
+		list_for_each_safe(pos, tmp, &rec->rooms)
+		{
+			struct room *r = container_of(pos, struct room, link);
+			if (r->stopping || n == g.rooms)
+				continue;
+			rooms[n++] = (struct metrics_room){
+			    .id = r->id,
+			    .label = r->label,
+			    .state = room_state_name(r->state),
+			    .live = r->state == ROOM_LIVE,
+			    .received = r->stats.received,
+			    .stored = r->stats.stored,
+			    .foreign = r->stats.foreign,
+			    .reconnects = r->stats.reconnects,
+			    .last_msg_ms = r->stats.last_msg_ms,
+			    .session_start_ms = r->session_id ? r->stats.session_start_ms : 0,
+			};
+		}
+		rc = metrics_render(&out, &g, rooms, n, rec_wall_ms());
+	}
+	if (rc == 0)
+		rc = metrics_write_file(rec->metrics_file, buf_head(&out), out.len);
+	buf_finish(&out);
+	free(rooms);
+	if (rc < 0 && !rec->metrics_trouble)
+		log_warn("metrics: cannot write %s: %s (retrying every %u s)", rec->metrics_file,
+			 strerror(-rc), rec->opt.metrics_interval_s);
+	else if (rc == 0 && rec->metrics_trouble)
+		log_notice("metrics: writing %s again", rec->metrics_file);
+	rec->metrics_trouble = rc < 0;
+}
+
 /*
- * The heartbeat of the process, every tick (1 s, less for short heartbeat intervals):
+ * The heartbeat of the process, every tick (1 s; less for short heartbeat or watchdog
+ * intervals):
  *  1. every room: send its heartbeat when due, fail it if stalled or silent;
  *  2. report store drops as they happen;
- *  3. once a minute, the stats line.
+ *  3. WATCHDOG=1 every watchdog/2, from here on purpose: a stalled loop stops the pings
+ *     and systemd restarts the service;
+ *  4. every 5 s, STATUS= with live counts; every stats_interval_s, the stats line; every
+ *     metrics_interval_s, the metrics file.
  */
 static void on_tick(uv_timer_t *t)
 {
@@ -123,8 +250,22 @@ static void on_tick(uv_timer_t *t)
 	}
 	report_storage(rec, rec->storage_trouble ? -EIO : 0);
 	rec->ticks++;
-	if (rec->ticks % (REC_STATS_EVERY_MS / tick_interval_ms(rec)) == 0)
+	if (rec->notify.watchdog_usec && now >= rec->next_watchdog) {
+		rec->next_watchdog = now + rec->notify.watchdog_usec / 2000;
+		notify_send(&rec->notify, "WATCHDOG=1");
+	}
+	if (now >= rec->next_status) {
+		rec->next_status = now + REC_STATUS_EVERY_MS;
+		send_status(rec, "");
+	}
+	if (rec->opt.stats_interval_s && now >= rec->next_stats) {
+		rec->next_stats = now + (uint64_t)rec->opt.stats_interval_s * 1000;
 		log_stats(rec);
+	}
+	if (rec->metrics_file && now >= rec->next_metrics) {
+		rec->next_metrics = now + (uint64_t)rec->opt.metrics_interval_s * 1000;
+		write_metrics(rec);
+	}
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -163,6 +304,7 @@ void rec_room_gone(struct rec *rec, struct room *r)
 {
 	list_remove(&r->link);
 	rec->n_rooms--;
+	rec->received_gone += r->stats.received;
 	if (rec->stopping && rec->n_rooms == 0)
 		rec_finish(rec);
 }
@@ -186,6 +328,7 @@ void rec_stop(struct rec *rec)
 		return;
 	rec->stopping = true;
 	log_info("stopping: logging out of %zu rooms", rec->n_rooms);
+	notify_send(&rec->notify, "STOPPING=1\nSTATUS=stopping: logging out, committing queued rows");
 	uv_timer_stop(&rec->tick_timer);
 	if (rec->n_rooms == 0) {
 		rec_finish(rec);
@@ -200,11 +343,16 @@ void rec_stop(struct rec *rec)
 	}
 }
 
+static void rec_reload(struct rec *rec);
+
 static void on_signal(uv_signal_t *s, int signum)
 {
 	struct rec *rec = s->data;
 	if (signum == SIGHUP) {
-		log_notice("SIGHUP: configuration reload is not supported yet; ignoring");
+		if (rec->stopping)
+			log_notice("SIGHUP while stopping: ignored");
+		else
+			rec_reload(rec);
 		return;
 	}
 	if (rec->stopping) {
@@ -216,21 +364,217 @@ static void on_signal(uv_signal_t *s, int signum)
 	rec_stop(rec);
 }
 
-static int add_room(struct rec *rec, int64_t id, const char *label, int64_t now)
+static bool same_label(const char *a, const char *b)
 {
+	if (!a || !*a || !b || !*b)
+		return (!a || !*a) == (!b || !*b);
+	return strcmp(a, b) == 0;
+}
+
+static int cmp_room(const void *a, const void *b)
+{
+	int64_t x = (*(struct room *const *)a)->id, y = (*(struct room *const *)b)->id;
+	return x < y ? -1 : x > y;
+}
+
+/* By id; for one id listed twice (config and command line) the labelled entry first. */
+static int cmp_conf_room(const void *a, const void *b)
+{
+	const struct conf_room *x = *(const struct conf_room *const *)a;
+	const struct conf_room *y = *(const struct conf_room *const *)b;
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return (y->label && *y->label) - (x->label && *x->label);
+}
+
+struct room_changes {
+	size_t added, removed, relabelled, kept;
+};
+
+/*
+ * Make the recorded set equal to want[0..n) (duplicates allowed: recorded once, the first
+ * label wins). Rooms not wanted any more stop with reason "removed"; wanted rooms that are not
+ * recorded are created (and started when start is true); rooms in both keep their connection
+ * and only get their label updated. Rooms already stopping do not count as recorded, so a
+ * room removed and re-added before its old connection closed gets a fresh room. Both lists
+ * are sorted first: O(n log n) even for thousands of rooms. Returns 0, or -ENOMEM after
+ * applying what it could.
+ */
+static int set_rooms(struct rec *rec, const struct conf_room *want, size_t n, bool start,
+		     struct room_changes *ch)
+{
+	memset(ch, 0, sizeof(*ch));
+	size_t n_cur = 0;
 	struct list *pos, *tmp;
 	list_for_each_safe(pos, tmp, &rec->rooms)
 	{
-		if (container_of(pos, struct room, link)->id == id)
-			return 0; /* listed twice (CLI and config): record once */
+		n_cur += !container_of(pos, struct room, link)->stopping;
 	}
-	struct room *r;
-	int rc = room_create(rec, id, label, &r);
+	struct room **cur = malloc((n_cur ? n_cur : 1) * sizeof(*cur));
+	const struct conf_room **w = malloc((n ? n : 1) * sizeof(*w));
+	int rc = 0;
+	if (!cur || !w) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	size_t k = 0;
+	list_for_each_safe(pos, tmp, &rec->rooms)
+	{
+		struct room *r = container_of(pos, struct room, link);
+		if (!r->stopping)
+			cur[k++] = r;
+	}
+	for (size_t i = 0; i < n; i++)
+		w[i] = &want[i];
+	qsort(cur, n_cur, sizeof(*cur), cmp_room);
+	qsort(w, n, sizeof(*w), cmp_conf_room);
+
+	int64_t now = (int64_t)rec_wall_ms();
+	size_t i = 0, j = 0;
+	while (i < n_cur || j < n) {
+		if (j < n && j > 0 && w[j]->id == w[j - 1]->id) {
+			j++; /* listed twice: recorded once */
+			continue;
+		}
+		if (j == n || (i < n_cur && cur[i]->id < w[j]->id)) {
+			if (start) /* a reload */
+				log_info("room %" PRId64 ": removed from the configuration", cur[i]->id);
+			room_stop(cur[i++], "removed");
+			ch->removed++;
+			continue;
+		}
+		const char *label = w[j]->label && *w[j]->label ? w[j]->label : NULL;
+		if (i == n_cur || w[j]->id < cur[i]->id) {
+			struct room *r;
+			int err = room_create(rec, w[j]->id, label, &r);
+			if (err == 0) {
+				list_insert_tail(&rec->rooms, &r->link);
+				rec->n_rooms++;
+				ch->added++;
+				err = store_room(rec->store, r->id, label, now);
+				if (start) {
+					log_info("room %" PRId64 ": added to the configuration", r->id);
+					room_start(r);
+				}
+			}
+			if (err < 0)
+				rc = err;
+			j++;
+			continue;
+		}
+		struct room *r = cur[i++];
+		j++;
+		if (same_label(r->label, label)) {
+			ch->kept++;
+			continue;
+		}
+		char *copy = label ? strdup(label) : NULL;
+		if (label && !copy) {
+			rc = -ENOMEM;
+			continue;
+		}
+		free(r->label);
+		r->label = copy;
+		ch->relabelled++;
+		/* The store keeps the old label when given NULL (see store_room). */
+		int err = store_room(rec->store, r->id, label, now);
+		if (err < 0)
+			rc = err;
+	}
+out:
+	free(cur);
+	free(w);
+	return rc;
+}
+
+static bool same_servers(const struct rec_options *a, const struct rec_options *b)
+{
+	if (a->n_servers != b->n_servers)
+		return false;
+	for (size_t i = 0; i < a->n_servers; i++)
+		if (strcmp(a->servers[i], b->servers[i]) != 0)
+			return false;
+	return true;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return (!a || !b) ? a == b : strcmp(a, b) == 0;
+}
+
+/*
+ * SIGHUP. Tells systemd RELOADING=1 (with MONOTONIC_USEC, as sd_notify(3) asks), gets the new
+ * options from main.c and applies them, then READY=1. A configuration with any error was
+ * already refused whole by the reload callback: nothing changes. Applied at once: the room
+ * list and labels, heartbeat_s (from the next heartbeat on), flush_ms, the metrics file and
+ * intervals, stats_interval_s. Not applied (logged): database, servers, the CA file, fts,
+ * max_queue_mb: these are bound into open connections and the store, so they take a restart.
+ */
+static void rec_reload(struct rec *rec)
+{
+	if (!rec->opt.reload) {
+		log_notice("SIGHUP: no configuration file (-c) to re-read; nothing to reload");
+		return;
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	char msg[96];
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%" PRIu64,
+		 (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000);
+	notify_send(&rec->notify, msg);
+
+	struct rec_options next;
+	char err[512];
+	if (rec->opt.reload(rec->opt.reload_ctx, &next, err, sizeof(err)) < 0) {
+		rec->reloads_failed++;
+		log_err("reload: %s; keeping the running configuration", err);
+		send_status(rec, "READY=1\n");
+		return;
+	}
+	if (!same_str(next.db_path, rec->opt.db_path))
+		log_warn("reload: database changed to %s; restart to use it", next.db_path);
+	if (!same_servers(&next, &rec->opt))
+		log_warn("reload: server list changed; restart to use it");
+	if (!same_str(next.ca_file, rec->opt.ca_file) || next.insecure != rec->opt.insecure)
+		log_warn("reload: TLS settings changed; restart to use them");
+	if (next.fts != rec->opt.fts || next.max_queue_mb != rec->opt.max_queue_mb)
+		log_warn("reload: fts or max_queue_mb changed; restart to use them");
+
+	uint64_t now = uv_now(rec->loop);
+	if (next.heartbeat_s != rec->opt.heartbeat_s) {
+		rec->opt.heartbeat_s = next.heartbeat_s;
+		uint64_t tick = tick_interval_ms(rec);
+		uv_timer_start(&rec->tick_timer, on_tick, tick, tick);
+	}
+	if (next.flush_ms != rec->opt.flush_ms) {
+		rec->opt.flush_ms = next.flush_ms;
+		uv_timer_start(&rec->flush_timer, on_flush, next.flush_ms, next.flush_ms);
+	}
+	if (next.stats_interval_s != rec->opt.stats_interval_s) {
+		rec->opt.stats_interval_s = next.stats_interval_s;
+		rec->next_stats = now + (uint64_t)next.stats_interval_s * 1000;
+	}
+	rec->opt.metrics_interval_s = next.metrics_interval_s;
+	if (!same_str(next.metrics_file, rec->metrics_file)) {
+		char *copy = next.metrics_file ? strdup(next.metrics_file) : NULL;
+		if (copy || !next.metrics_file) {
+			free(rec->metrics_file);
+			rec->metrics_file = copy;
+			rec->metrics_trouble = false;
+			rec->next_metrics = now; /* write the new file on the next tick */
+		}
+	}
+
+	struct room_changes ch;
+	int rc = set_rooms(rec, next.rooms, next.n_rooms, true, &ch);
 	if (rc < 0)
-		return rc;
-	list_insert_tail(&rec->rooms, &r->link);
-	rec->n_rooms++;
-	return store_room(rec->store, id, label, now);
+		log_err("reload: %s; some rooms were not updated", strerror(-rc));
+	rec->reloads_ok++;
+	log_info("reloaded: %zu rooms: %zu added, %zu removed, %zu relabelled, %zu unchanged; "
+		 "heartbeat %u s, flush %u ms",
+		 ch.added + ch.relabelled + ch.kept, ch.added, ch.removed, ch.relabelled, ch.kept,
+		 rec->opt.heartbeat_s, rec->opt.flush_ms);
+	send_status(rec, "READY=1\n");
 }
 
 int rec_create(uv_loop_t *loop, const struct rec_options *opt, struct rec **out)
@@ -245,6 +589,8 @@ int rec_create(uv_loop_t *loop, const struct rec_options *opt, struct rec **out)
 	if (getrandom(&rec->rng, sizeof(rec->rng), GRND_NONBLOCK) != sizeof(rec->rng))
 		rec->rng = uv_hrtime();
 	rec->rng |= 1;
+	rec->notify.fd = -1;
+	rec->start_wall_ms = rec_wall_ms();
 
 	char err[512];
 	int rc;
@@ -281,7 +627,12 @@ int rec_create(uv_loop_t *loop, const struct rec_options *opt, struct rec **out)
 			log_warn("--insecure: TLS certificates and host names are NOT verified");
 	}
 
-	rc = store_open(opt->db_path, NULL, &rec->store, err, sizeof(err));
+	/* busy_timeout 0: a locked database fails the flush at once (the queue is kept and
+	 * retried on the next tick) instead of blocking the loop. */
+	struct store_options so = {.max_queue_bytes = (size_t)opt->max_queue_mb << 20,
+				   .busy_timeout_ms = 0,
+				   .fts = opt->fts};
+	rc = store_open(opt->db_path, &so, &rec->store, err, sizeof(err));
 	if (rc < 0) {
 		log_err("database %s: %s", opt->db_path, err);
 		goto fail;
@@ -292,12 +643,28 @@ int rec_create(uv_loop_t *loop, const struct rec_options *opt, struct rec **out)
 		goto fail;
 	}
 
-	int64_t now = (int64_t)rec_wall_ms();
-	for (size_t i = 0; i < opt->n_rooms; i++) {
-		rc = add_room(rec, opt->rooms[i].id, opt->rooms[i].label, now);
-		if (rc < 0)
-			goto fail;
+	struct room_changes ch;
+	rc = set_rooms(rec, opt->rooms, opt->n_rooms, false, &ch);
+	if (rc < 0)
+		goto fail;
+	if (opt->metrics_file && !(rec->metrics_file = strdup(opt->metrics_file))) {
+		rc = -ENOMEM;
+		goto fail;
 	}
+	/* Before the tick interval is computed: a watchdog may shorten it. */
+	rc = notify_open(&rec->notify, getenv("NOTIFY_SOCKET"), getenv("WATCHDOG_USEC"),
+			 getenv("WATCHDOG_PID"));
+	if (rc < 0)
+		log_warn("systemd notify: NOTIFY_SOCKET unusable (%s); not notifying", strerror(-rc));
+	else if (notify_enabled(&rec->notify))
+		log_debug("systemd notify: enabled, watchdog every %" PRIu64 " ms",
+			  rec->notify.watchdog_usec / 2000);
+	uint64_t now = uv_now(loop);
+	rec->last_stats_at = now;
+	rec->next_stats = now + (uint64_t)opt->stats_interval_s * 1000;
+	rec->next_status = now + REC_STATUS_EVERY_MS;
+	rec->next_metrics = now; /* first tick */
+	rec->next_watchdog = now;
 
 	uv_timer_init(loop, &rec->tick_timer);
 	uv_timer_init(loop, &rec->flush_timer);
@@ -324,6 +691,8 @@ int rec_create(uv_loop_t *loop, const struct rec_options *opt, struct rec **out)
 	{
 		room_start(container_of(pos, struct room, link));
 	}
+	/* The store is open and every room has begun its first attempt. */
+	send_status(rec, "READY=1\n");
 	*out = rec;
 	return 0;
 
@@ -345,6 +714,8 @@ fail:
 	tls_config_destroy(rec->tls);
 	free(rec->servers);
 	buf_finish(&rec->scratch);
+	notify_close(&rec->notify);
+	free(rec->metrics_file);
 	free(rec);
 	return rc;
 }
@@ -356,6 +727,8 @@ int rec_destroy(struct rec *rec)
 	tls_config_destroy(rec->tls);
 	free(rec->servers);
 	buf_finish(&rec->scratch);
+	notify_close(&rec->notify);
+	free(rec->metrics_file);
 	free(rec);
 	return code;
 }

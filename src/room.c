@@ -211,6 +211,11 @@ static void on_record(void *user_data, const struct record *rec)
 	struct room *r = user_data;
 	r->stats.received++;
 	r->stats.last_msg_ms = (uint64_t)rec->ts;
+	if (rec->replaced_utf8) {
+		r->stats.replaced_utf8 += rec->replaced_utf8;
+		log_debug("room %" PRId64 ": %s: %zu invalid UTF-8 sequence(s) replaced by U+FFFD",
+			  r->id, rec->type, rec->replaced_utf8);
+	}
 	if (store_append(r->rec->store, rec) == 0) {
 		r->stats.stored++;
 		r->session_msgs++;
@@ -225,10 +230,30 @@ static void on_foreign(void *user_data, const char *type)
 	log_debug("room %" PRId64 ": not stored: %s of another room", r->id, type);
 }
 
+/*
+ * type@=error: the record is stored (the platform hands it over right after this), and the
+ * connection ends here with the code as its reason: after an error Douyu's server neither
+ * recovers the session nor always closes it (douyu-protocol.md §4.5), and waiting for the
+ * heartbeat timeout would lose 2x the heartbeat interval. A room that keeps getting errors
+ * (204: wrong room id) backs off like any failing connection.
+ */
 static void on_server_error(void *user_data, int64_t code, const char *text)
 {
 	struct room *r = user_data;
-	log_warn("room %" PRId64 ": server error %" PRId64 " (%s)", r->id, code, text);
+	(void)text;
+	const char *meaning = code == 51    ? " (data transfer error)"
+			      : code == 52  ? " (server closed)"
+			      : code == 204 ? " (room id wrong)"
+					    : "";
+	room_fail(r, "server error %" PRId64 "%s", code, meaning);
+}
+
+static void on_skipped(void *user_data, uint64_t n, const char *why)
+{
+	struct room *r = user_data;
+	r->stats.skipped += n;
+	log_debug("room %" PRId64 ": skipped %" PRIu64 " packet(s): %s (%" PRIu64 " in all)", r->id,
+		  n, why, r->stats.skipped);
 }
 
 static const struct platform_events platform_ev = {
@@ -236,6 +261,7 @@ static const struct platform_events platform_ev = {
 	.on_record = on_record,
 	.on_foreign = on_foreign,
 	.on_server_error = on_server_error,
+	.on_skipped = on_skipped,
 };
 
 /* ---- receiving: tcp -> [tls] -> [ws] -> platform ---- */
@@ -447,9 +473,11 @@ static void on_net_closed(struct net *n, void *user_data)
 	int64_t sid = r->session_id;
 	r->session_id = 0;
 	if (r->stopping) {
+		/* The accounting line: what this process received and queued for the room. */
 		log_info("room %" PRId64 ": stopped (%s), session %" PRId64 ", %" PRId64
-			 " messages",
-			 r->id, r->reason, sid, r->session_msgs);
+			 " messages; in all received %" PRIu64 ", stored %" PRIu64,
+			 r->id, r->reason, sid, r->session_msgs, r->stats.received,
+			 r->stats.stored);
 		room_set_state(r, ROOM_IDLE);
 		uv_close((uv_handle_t *)&r->backoff, on_room_timer_closed);
 		return;
@@ -508,8 +536,9 @@ static void schedule_reconnect(struct room *r)
 		delay = 100; /* never a hot loop, even with an unlucky draw */
 	r->failures++;
 	room_set_state(r, ROOM_BACKOFF);
-	log_notice("room %" PRId64 ": lost (%s); reconnecting in %.1f s", r->id,
-		   r->reason[0] ? r->reason : "?", (double)delay / 1000.0);
+	log_notice("room %" PRId64 ": lost (%s); reconnecting in %.1f s (backoff up to %.0f s)",
+		   r->id, r->reason[0] ? r->reason : "?", (double)delay / 1000.0,
+		   (double)ceil / 1000.0);
 	uv_timer_start(&r->backoff, on_backoff, delay, 0);
 }
 

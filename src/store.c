@@ -6,6 +6,9 @@
  * replays the oldest ops inside one BEGIN IMMEDIATE ... COMMIT. Ops are freed only after their
  * COMMIT succeeded, so a locked, full or failing database keeps every queued row for the next
  * attempt; only the memory bound (max_queue_bytes) drops messages, and it counts them.
+ * Schema version 2 adds the views people query (README "Asking the database") and the indexes
+ * behind them; the optional full-text index (FTS5 trigram, kept in sync by triggers) is added
+ * or dropped at open as store_options.fts asks.
  */
 #include "store.h"
 
@@ -84,11 +87,134 @@ static const char schema_views_v1[] =
 	"                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end\n"
 	"        FROM sessions)\n"
 	"  WHERE started_at > prev_end;\n";
+
+/*
+ * Version 2: the views of README "Asking the database" replace v1's, plus the indexes its
+ * questions need: by user across rooms (partial: most non-chat rows carry a uid too, but rows
+ * without one need no entry), rss rows by room (rare rows, so "is the room live" never walks a
+ * room's whole history), sessions by room and start (every per-room subquery of room_stats
+ * and gaps).
+ */
+static const char schema_indexes_v2[] =
+	"DROP VIEW chat;\n"
+	"DROP VIEW gifts;\n"
+	"DROP VIEW gaps;\n"
+	"CREATE INDEX messages_uid_ts ON messages(uid, ts) WHERE uid IS NOT NULL;\n"
+	"CREATE INDEX messages_rss ON messages(room_id, ts) WHERE type = 'rss';\n"
+	"CREATE INDEX sessions_room_started ON sessions(room_id, started_at);\n";
+
+/*
+ * Every view is written so that a filter on room_id (and ts, the raw milliseconds every view
+ * carries next to its local-time column) reaches the messages_room_ts index, and no view
+ * aggregates the whole messages table unless the question does.
+ *
+ * chat: robot = no (or empty) dms: chats the official web client does not show
+ *   (douyu-protocol.md §5); sent_at = the sender's cst, normalised to ms (a few senders give
+ *   seconds: below 1e11 it cannot be ms after 1973).
+ * gaps: per room, the time no joined session covered. Coverage runs from joined_at to
+ *   ended_at; a session that never joined covers nothing. Sessions are ordered by joined_at;
+ *   a gap runs from the latest end among all earlier sessions (a running max, so a long
+ *   session overlapping short ones hides no gap) to the next joined_at. A session left without
+ *   ended_at by a killed process covers up to its last stored message (or its join). The time
+ *   before a room's first session and after its last one are not gaps: the first is before
+ *   anyone asked for the room, the second is in room_stats (live, silent_s). reason is the
+ *   end_reason of the session just before the gap (shutdown = danmakud was stopped).
+ * room_stats: live = the room's latest session joined and has not ended; messages = the sum of
+ *   sessions.messages (stored rows, without a count over messages); reconnects_24h = sessions
+ *   that ended in the last 24 h for any reason but shutdown or removed (each one was followed
+ *   by a reconnect attempt).
+ */
+static const char schema_views_v2[] =
+	"CREATE VIEW chat AS\n"
+	"  SELECT datetime(ts / 1000, 'unixepoch', 'localtime') AS time,\n"
+	"         room_id, uid, nick, level, text,\n"
+	"         coalesce(json_extract(data, '$.dms'), '') = '' AS robot,\n"
+	"         CASE WHEN CAST(json_extract(data, '$.cst') AS INTEGER) < 100000000000\n"
+	"              THEN CAST(json_extract(data, '$.cst') AS INTEGER) * 1000\n"
+	"              ELSE CAST(json_extract(data, '$.cst') AS INTEGER) END AS sent_at,\n"
+	"         ts, id, session_id\n"
+	"  FROM messages WHERE type = 'chatmsg';\n"
+	"CREATE VIEW gifts AS\n"
+	"  SELECT datetime(ts / 1000, 'unixepoch', 'localtime') AS time,\n"
+	"         room_id, uid, nick,\n"
+	"         CAST(json_extract(data, '$.gfid') AS INTEGER) AS gift_id,\n"
+	"         json_extract(data, '$.gfn') AS gift_name,\n"
+	"         coalesce(CAST(json_extract(data, '$.gfcnt') AS INTEGER), 1) AS count,\n"
+	"         CAST(json_extract(data, '$.hits') AS INTEGER) AS hits,\n"
+	"         ts, id\n"
+	"  FROM messages WHERE type = 'dgb';\n"
+	"CREATE VIEW live AS\n"
+	"  SELECT datetime(ts / 1000, 'unixepoch', 'localtime') AS time,\n"
+	"         room_id,\n"
+	"         CAST(json_extract(data, '$.ss') AS INTEGER) AS live,\n"
+	"         coalesce(CAST(json_extract(data, '$.ivl') AS INTEGER), 0) AS replay,\n"
+	"         ts, id\n"
+	"  FROM messages WHERE type = 'rss';\n";
+
+/* Split only to keep each string literal under the 4095 bytes C99 promises. */
+static const char schema_views_v2b[] =
+	"CREATE VIEW gaps AS\n"
+	"  WITH s AS (\n"
+	"    SELECT room_id, joined_at, ended_at, end_reason,\n"
+	"           lead(joined_at) OVER (PARTITION BY room_id ORDER BY joined_at, id) AS next_join\n"
+	"    FROM sessions WHERE joined_at IS NOT NULL\n"
+	"  ), e AS (\n"
+	"    SELECT room_id, joined_at, end_reason,\n"
+	"           coalesce(ended_at, max(joined_at, coalesce(\n"
+	"             (SELECT messages.ts FROM messages WHERE messages.room_id = s.room_id\n"
+	"                AND messages.ts < s.next_join ORDER BY messages.ts DESC LIMIT 1),\n"
+	"             joined_at))) AS end_at\n"
+	"    FROM s\n"
+	"  ), r AS (\n"
+	"    SELECT room_id, joined_at,\n"
+	"           max(end_at) OVER w AS prev_end,\n"
+	"           last_value(end_reason) OVER w AS reason\n"
+	"    FROM e\n"
+	"    WINDOW w AS (PARTITION BY room_id ORDER BY joined_at\n"
+	"                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)\n"
+	"  )\n"
+	"  SELECT room_id,\n"
+	"         datetime(prev_end / 1000, 'unixepoch', 'localtime') AS gap_from,\n"
+	"         datetime(joined_at / 1000, 'unixepoch', 'localtime') AS gap_to,\n"
+	"         (joined_at - prev_end) / 1000.0 AS seconds,\n"
+	"         reason, prev_end AS from_ts, joined_at AS to_ts\n"
+	"  FROM r WHERE joined_at > prev_end;\n"
+	"CREATE VIEW daily AS\n"
+	"  SELECT date(ts / 1000, 'unixepoch', 'localtime') AS day, room_id,\n"
+	"         count(*) AS messages,\n"
+	"         sum(type = 'chatmsg') AS chats,\n"
+	"         count(DISTINCT CASE WHEN type = 'chatmsg' THEN uid END) AS chatters,\n"
+	"         sum(type = 'dgb') AS gifts\n"
+	"  FROM messages GROUP BY room_id, day;\n"
+	"CREATE VIEW room_stats AS\n"
+	"  SELECT room_id, label, live, session_start, messages,\n"
+	"         datetime(last / 1000, 'unixepoch', 'localtime') AS last_message,\n"
+	"         strftime('%s', 'now') - last / 1000 AS silent_s,\n"
+	"         sessions, reconnects_24h\n"
+	"  FROM (SELECT rooms.room_id, rooms.label,\n"
+	"               coalesce(cur.joined_at IS NOT NULL AND cur.ended_at IS NULL, 0) AS live,\n"
+	"               CASE WHEN cur.joined_at IS NOT NULL AND cur.ended_at IS NULL\n"
+	"                    THEN datetime(cur.joined_at / 1000, 'unixepoch', 'localtime') END\n"
+	"                 AS session_start,\n"
+	"               (SELECT coalesce(sum(sessions.messages), 0) FROM sessions\n"
+	"                WHERE sessions.room_id = rooms.room_id) AS messages,\n"
+	"               (SELECT messages.ts FROM messages WHERE messages.room_id = rooms.room_id\n"
+	"                ORDER BY messages.ts DESC LIMIT 1) AS last,\n"
+	"               (SELECT count(*) FROM sessions WHERE sessions.room_id = rooms.room_id)\n"
+	"                 AS sessions,\n"
+	"               (SELECT count(*) FROM sessions WHERE sessions.room_id = rooms.room_id\n"
+	"                  AND sessions.ended_at >= (strftime('%s', 'now') - 86400) * 1000\n"
+	"                  AND sessions.end_reason NOT IN ('shutdown', 'removed')) AS reconnects_24h\n"
+	"        FROM rooms\n"
+	"        LEFT JOIN sessions cur ON cur.id = (\n"
+	"          SELECT sessions.id FROM sessions WHERE sessions.room_id = rooms.room_id\n"
+	"          ORDER BY sessions.started_at DESC, sessions.id DESC LIMIT 1));\n";
 /* clang-format on */
 
 /* Each migration takes the database from version i to i + 1 (one transaction for all). */
-static const char *const migrations[STORE_SCHEMA_VERSION][2] = {
-    {schema_tables_v1, schema_views_v1},
+static const char *const migrations[STORE_SCHEMA_VERSION][3] = {
+    {schema_tables_v1, schema_views_v1, NULL},
+    {schema_indexes_v2, schema_views_v2, schema_views_v2b},
 };
 
 enum op_kind { OP_ROOM, OP_SESSION_BEGIN, OP_SESSION_JOINED, OP_SESSION_END, OP_MESSAGE };
@@ -174,6 +300,7 @@ struct store {
 	} *counts;
 	size_t counts_cap, counts_used;
 	struct store_stats stats;
+	bool has_fts;
 	char err[256];
 };
 
@@ -264,9 +391,10 @@ static int set_pragmas(struct store *s, int busy_timeout_ms)
  * up-to-date database is never write-locked at open; a migration re-reads it under BEGIN
  * IMMEDIATE, in case another process migrated in between.
  */
-static int migrate(struct store *s)
+static int migrate(struct store *s, bool *created)
 {
 	int64_t v;
+	*created = false;
 	int rc = query_int(s, "PRAGMA user_version", &v);
 	if (rc < 0)
 		return rc;
@@ -284,6 +412,7 @@ static int migrate(struct store *s)
 		exec(s, "ROLLBACK", "rollback");
 		goto too_new;
 	}
+	*created = v == 0;
 	for (; v < STORE_SCHEMA_VERSION; v++) {
 		for (size_t i = 0; i < sizeof(migrations[v]) / sizeof(migrations[v][0]); i++) {
 			if (!migrations[v][i])
@@ -312,6 +441,88 @@ too_new:
 	         "database schema version %lld is newer than this danmakud supports (%d)",
 	         (long long)v, STORE_SCHEMA_VERSION);
 	return -EPROTONOSUPPORT;
+}
+
+/*
+ * The full-text index. External content, so the text is stored once (in messages); the
+ * content is a view of the rows that have text, so that 'rebuild' and the insert trigger index
+ * exactly the same rows (FTS5's integrity-check with rank 1 compares the two). trigram: every
+ * 3-character window is a token, which finds Chinese substrings without a word splitter;
+ * queries shorter than 3 characters cannot use it (README shows the LIKE fallback).
+ */
+/* clang-format off */
+static const char fts_create_sql[] =
+	"CREATE VIEW messages_fts_source AS\n"
+	"  SELECT id, text FROM messages WHERE text IS NOT NULL;\n"
+	"CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='messages_fts_source',\n"
+	"  content_rowid='id', tokenize='trigram');\n"
+	"CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages WHEN new.text IS NOT NULL BEGIN\n"
+	"  INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text);\n"
+	"END;\n"
+	"CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages WHEN old.text IS NOT NULL BEGIN\n"
+	"  INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text);\n"
+	"END;\n"
+	"CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages BEGIN\n"
+	"  INSERT INTO messages_fts(messages_fts, rowid, text)\n"
+	"    SELECT 'delete', old.id, old.text WHERE old.text IS NOT NULL;\n"
+	"  INSERT INTO messages_fts(rowid, text) SELECT new.id, new.text WHERE new.text IS NOT NULL;\n"
+	"END;\n"
+	"INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');\n";
+
+static const char fts_drop_sql[] =
+	"DROP TRIGGER IF EXISTS messages_fts_insert;\n"
+	"DROP TRIGGER IF EXISTS messages_fts_delete;\n"
+	"DROP TRIGGER IF EXISTS messages_fts_update;\n"
+	"DROP TABLE IF EXISTS messages_fts;\n"
+	"DROP VIEW IF EXISTS messages_fts_source;\n";
+/* clang-format on */
+
+/* The default for a database store_open creates (bench/fts_cost.c; README). */
+#define STORE_FTS_DEFAULT STORE_FTS_ON
+
+static int fts_present(struct store *s, bool *out)
+{
+	int64_t n;
+	int rc = query_int(s, "SELECT count(*) FROM sqlite_master WHERE name = 'messages_fts'", &n);
+	if (rc == 0)
+		*out = n > 0;
+	return rc;
+}
+
+/*
+ * Add or drop the full-text index as asked, in one transaction. Building it indexes every
+ * existing chat row here, before the loop runs (README gives the rate). The state is re-read
+ * under the write lock, in case another process switched it in between.
+ */
+static int apply_fts(struct store *s, enum store_fts want, bool created)
+{
+	if (want == STORE_FTS_KEEP && created)
+		want = STORE_FTS_DEFAULT;
+	int rc = fts_present(s, &s->has_fts);
+	if (rc < 0 || want == STORE_FTS_KEEP || (want == STORE_FTS_ON) == s->has_fts)
+		return rc;
+	rc = exec(s, "BEGIN IMMEDIATE", "begin full-text index");
+	if (rc < 0)
+		return rc;
+	bool has;
+	rc = fts_present(s, &has);
+	if (rc == 0 && (want == STORE_FTS_ON) != has)
+		rc = exec(s, want == STORE_FTS_ON ? fts_create_sql : fts_drop_sql,
+		          want == STORE_FTS_ON ? "build full-text index" : "drop full-text index");
+	if (rc == 0)
+		rc = exec(s, "COMMIT", "commit full-text index");
+	if (rc < 0) {
+		if (!sqlite3_get_autocommit(s->db))
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+	s->has_fts = want == STORE_FTS_ON;
+	return 0;
+}
+
+bool store_has_fts(const struct store *s)
+{
+	return s->has_fts;
 }
 
 static int prepare_all(struct store *s)
@@ -347,10 +558,22 @@ int store_open(const char *path, const struct store_options *opt, struct store *
 		goto fail;
 	}
 	sqlite3_extended_result_codes(s->db, 1);
+	/* SQLite falls back to read-only when it cannot write the file; a recorder that cannot
+	 * commit must say so now, not at the first flush. */
+	if (sqlite3_db_readonly(s->db, "main") == 1) {
+		snprintf(s->err, sizeof(s->err),
+			 "database is read-only (file permissions or a read-only filesystem)");
+		rc = -EROFS;
+		goto fail;
+	}
 	rc = set_pragmas(s, opt ? opt->busy_timeout_ms : 0);
 	if (rc < 0)
 		goto fail;
-	rc = migrate(s);
+	bool created;
+	rc = migrate(s, &created);
+	if (rc < 0)
+		goto fail;
+	rc = apply_fts(s, opt ? opt->fts : STORE_FTS_KEEP, created);
 	if (rc < 0)
 		goto fail;
 	int64_t max_id;
@@ -704,6 +927,17 @@ int store_flush(struct store *s, size_t max_rows)
 {
 	if (!s->head)
 		return 0;
+	/* A database file deleted or renamed while open still takes writes through our open
+	 * descriptors, and the rows would vanish with the process: refuse, keep the queue. */
+	int moved = 0;
+	if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK &&
+	    moved) {
+		snprintf(s->err, sizeof(s->err),
+			 "the database file was deleted or moved while open (restart danmakud to "
+			 "create a new one)");
+		s->stats.failed_flushes++;
+		return -ENOENT;
+	}
 	const char *what = "begin";
 	int rc = step_done(s->st[ST_BEGIN]);
 	if (rc != SQLITE_OK)

@@ -455,6 +455,76 @@ out:
 	return rc;
 }
 
+size_t stt_utf8_valid_prefix(const char *p, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)p;
+	size_t i = 0;
+	while (i < n) {
+		unsigned char c = u[i];
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		/* Same rules as utf8_seq, minus the repairs: stop at the first bad sequence. */
+		size_t need;
+		unsigned char lo = 0x80, hi = 0xBF;
+		if (c >= 0xC2 && c <= 0xDF) {
+			need = 2;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			need = 3;
+			if (c == 0xE0)
+				lo = 0xA0;
+			else if (c == 0xED)
+				hi = 0x9F; /* no surrogates */
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			need = 4;
+			if (c == 0xF0)
+				lo = 0x90;
+			else if (c == 0xF4)
+				hi = 0x8F;
+		} else {
+			return i;
+		}
+		if (n - i < need || u[i + 1] < lo || u[i + 1] > hi)
+			return i;
+		for (size_t k = 2; k < need; k++)
+			if (!is_cont(u[i + k]))
+				return i;
+		i += need;
+	}
+	return n;
+}
+
+int stt_utf8_repair(struct buf *out, const char *p, size_t n, size_t *replaced)
+{
+	size_t bad = 0;
+	if (replaced)
+		*replaced = 0;
+	if (n == 0)
+		return 0;
+	if (n > SIZE_MAX / 3)
+		return -ENOMEM;
+	/* Each input byte becomes at most 3 output bytes (one U+FFFD). */
+	int rc = buf_reserve(out, 3 * n);
+	if (rc < 0)
+		return rc;
+	char *o = (char *)buf_head(out) + out->len, *start = o;
+	const unsigned char *u = (const unsigned char *)p;
+	size_t i = 0;
+	while (i < n) {
+		size_t ok = stt_utf8_valid_prefix((const char *)u + i, n - i);
+		memcpy(o, u + i, ok);
+		o += ok;
+		i += ok;
+		if (i < n)
+			i += utf8_seq(u + i, n - i, &o, &bad);
+	}
+	out->len += (size_t)(o - start);
+	if (replaced)
+		*replaced = bad;
+	return 0;
+}
+
 int stt_escape(struct buf *out, const char *src, size_t len)
 {
 	if (len > SIZE_MAX / 2)

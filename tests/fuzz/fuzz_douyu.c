@@ -28,6 +28,7 @@ struct seen {
 	size_t n;
 	uint64_t hash[MAX_SEEN];
 	struct stt stt;
+	struct stt nested;
 	struct buf json;
 };
 
@@ -45,8 +46,13 @@ static int on_packet(void *user_data, const char *body, size_t len)
 	check(rc == 0 || rc == -E2BIG);
 	if (rc == 0) {
 		struct record rec = {0};
-		check(douyu_record(&s->stt, 9999, &s->json, &rec, NULL) == 0);
+		check(douyu_record(&s->stt, &s->nested, 9999, &s->json, &rec) == 0);
 		check(rec.type && rec.data && rec.data[rec.data_len] == 0);
+		check(rec.data[0] == '{' && rec.data[rec.data_len - 1] == '}');
+		check(strlen(rec.data) == rec.data_len);
+		check(!rec.text || strcmp(rec.type, "chatmsg") == 0 ||
+		      strcmp(rec.type, "comm_chatmsg") == 0 || strcmp(rec.type, "error") == 0);
+		check(!rec.cid || strcmp(rec.type, "chatmsg") == 0);
 		check(rec.room_id == 9999);
 		(void)douyu_other_room(&s->stt, 9999);
 	}
@@ -72,7 +78,13 @@ static void ev_error(void *user_data, int64_t code, const char *text)
 	check(text != NULL);
 }
 
-static const struct platform_events events = {ev_joined, ev_record, ev_foreign, ev_error};
+static void ev_skipped(void *user_data, uint64_t n, const char *why)
+{
+	check(n > 0 && why != NULL);
+}
+
+static const struct platform_events events = {ev_joined, ev_record, ev_foreign, ev_error,
+					      ev_skipped};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -3,8 +3,9 @@
  * body. It is decoded (with a struct stt reused across runs, like the hot path), written as
  * JSON, and its first value is decoded again as a nested message. Invariants from stt.h are
  * checked with __builtin_trap(): pairs are NUL-terminated with the stated lengths and keys are
- * never empty, the JSON is a valid UTF-8 object with no raw control characters, and any value
- * escaped with stt_escape decodes back to itself.
+ * never empty, the JSON is a valid UTF-8 object with no raw control characters, any value
+ * escaped with stt_escape decodes back to itself, and stt_utf8_repair makes valid UTF-8 of
+ * anything, leaves valid text alone and counts what the JSON writer counts.
  */
 #include "stt.h"
 
@@ -22,12 +23,12 @@ static void check(bool ok)
 		__builtin_trap();
 }
 
-/* Strict UTF-8 (no overlongs, no surrogates), no bytes below 0x20. */
-static bool json_text_ok(const uint8_t *p, size_t n)
+/* Strict UTF-8 (no overlongs, no surrogates); bytes below 0x20 only when allow_ctl. */
+static bool utf8_ok(const uint8_t *p, size_t n, bool allow_ctl)
 {
 	for (size_t i = 0; i < n;) {
 		uint8_t c = p[i];
-		if (c < 0x20)
+		if (c < 0x20 && !allow_ctl)
 			return false;
 		if (c < 0x80) {
 			i++;
@@ -57,6 +58,34 @@ static bool json_text_ok(const uint8_t *p, size_t n)
 	return true;
 }
 
+static bool json_text_ok(const uint8_t *p, size_t n)
+{
+	return utf8_ok(p, n, false);
+}
+
+/* stt_utf8_repair of p[0..n): valid output, unchanged when the input was valid; returns the
+ * count of replacements. */
+static size_t check_repair(struct buf *out, const char *p, size_t n)
+{
+	buf_clear(out);
+	size_t bad = 99;
+	check(stt_utf8_repair(out, p, n, &bad) == 0);
+	if (n == 0) {
+		check(bad == 0 && out->len == 0);
+		return 0;
+	}
+	const uint8_t *o = buf_head(out);
+	check(utf8_ok(o, out->len, true));
+	check(stt_utf8_valid_prefix((const char *)o, out->len) == out->len);
+	size_t vp = stt_utf8_valid_prefix(p, n);
+	check(vp <= n && utf8_ok((const uint8_t *)p, vp, true));
+	if (vp == n)
+		check(bad == 0 && out->len == n && memcmp(o, p, n) == 0);
+	else
+		check(out->len > 0);
+	return bad;
+}
+
 static void check_pairs(const struct stt *s, size_t size)
 {
 	size_t total = 0;
@@ -71,7 +100,7 @@ static void check_pairs(const struct stt *s, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct stt s, inner, back;
-	static struct buf json, esc;
+	static struct buf json, esc, fixed;
 	const char *body = (const char *)data;
 
 	int rc = stt_decode(&s, body, size);
@@ -92,6 +121,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(json.len >= 2 && j[0] == '{' && j[json.len - 1] == '}');
 	check(json_text_ok(j, json.len));
 	check(bad <= size);
+
+	/* Column repair agrees with the JSON writer, string by string. */
+	check_repair(&fixed, body, size);
+	size_t sum = 0, one;
+	for (size_t i = 0; i < s.n; i++) {
+		buf_clear(&fixed);
+		check(stt_utf8_repair(&fixed, s.pairs[i].key, s.pairs[i].key_len, &one) == 0);
+		sum += one;
+		buf_clear(&fixed);
+		check(stt_utf8_repair(&fixed, s.pairs[i].val, s.pairs[i].val_len, &one) == 0);
+		sum += one;
+	}
+	check(sum == bad);
 
 	if (s.n > 0) {
 		/* Nested values are plain text: decode the first one as a message of its own. */

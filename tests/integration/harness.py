@@ -402,13 +402,14 @@ class Harness:
         return p
 
     # ---- danmakud
-    def start_danmakud(self, rooms, servers, extra=(), db=None, name='d'):
+    def start_danmakud(self, rooms, servers, extra=(), db=None, name='d', env=None):
+        """env: the whole environment of the child (None: ours)."""
         db = db or os.path.join(self.tmp, name + '.db')
         argv = [self.args.danmakud, '-v', '-d', db]
         for s in servers:
             argv += ['-s', s]
         argv += list(extra) + [str(r) for r in rooms]
-        p = Proc(argv, 'danmakud', cwd=self.tmp,
+        p = Proc(argv, 'danmakud', cwd=self.tmp, env=env,
                  stderr_path=os.path.join(self.tmp, name + '.stderr'))
         p.db = db
         self.procs.append(p)

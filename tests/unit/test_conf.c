@@ -363,6 +363,87 @@ static void test_bounds(void)
 #undef BAD_HB
 }
 
+/* The service keys of issue 4: metrics_file, metrics_interval_s, stats_interval_s. */
+static void test_service_keys(void)
+{
+	struct conf c;
+	conf_init(&c);
+	ASSERT(c.metrics_file == NULL);
+	ASSERT_EQ(c.metrics_interval_s, -1);
+	ASSERT_EQ(c.stats_interval_s, -1);
+	ASSERT_EQ(parse(&c, "[recorder]\nmetrics_file = /run/danmakud/danmakud.prom\n"
+			    "metrics_interval_s = 1\nstats_interval_s = 0\n"),
+		  0);
+	ASSERT_STR_EQ(c.metrics_file, "/run/danmakud/danmakud.prom");
+	ASSERT_EQ(c.metrics_interval_s, 1);
+	ASSERT_EQ(c.stats_interval_s, 0); /* 0 is a value here: no stats line */
+	conf_finish(&c);
+	ASSERT(c.metrics_file == NULL);
+	ASSERT_EQ(parse(&c, "[recorder]\nmetrics_interval_s = 3600\nstats_interval_s = 86400\n"), 0);
+	ASSERT_EQ(c.metrics_interval_s, 3600);
+	ASSERT_EQ(c.stats_interval_s, 86400);
+	conf_finish(&c);
+	ASSERT_FAILS("[recorder]\nmetrics_interval_s = 0\n",
+		     "2: metrics_interval_s: expected an integer between 1 and 3600, got '0'");
+	ASSERT_FAILS("[recorder]\nstats_interval_s = 86401\n",
+		     "2: stats_interval_s: expected an integer between 0 and 86400, got '86401'");
+	ASSERT_FAILS("[recorder]\nmetrics_file =\n", "2: metrics_file: expected a value");
+	ASSERT_FAILS("[recorder]\nmetrics_file = a\nmetrics_file = b\n",
+		     "3: metrics_file already set on line 2");
+	ASSERT_FAILS("[douyu]\nmetrics_file = a\n",
+		     "2: unknown key 'metrics_file' in [douyu] (it belongs in [recorder])");
+}
+
+/* [recorder] max_queue_mb: the write queue's memory bound (issue 7), 1 MiB .. 64 GiB. */
+static void test_max_queue_key(void)
+{
+	struct conf c;
+	conf_init(&c);
+	ASSERT_EQ(c.max_queue_mb, -1);
+	ASSERT_EQ(parse(&c, "[recorder]\nmax_queue_mb = 1\n"), 0);
+	ASSERT_EQ(c.max_queue_mb, 1);
+	conf_finish(&c);
+	ASSERT_EQ(parse(&c, "[recorder]\nmax_queue_mb = 65536\n"), 0);
+	ASSERT_EQ(c.max_queue_mb, 65536);
+	conf_finish(&c);
+	ASSERT_FAILS("[recorder]\nmax_queue_mb = 0\n",
+		     "2: max_queue_mb: expected an integer between 1 and 65536, got '0'");
+	ASSERT_FAILS("[recorder]\nmax_queue_mb = 65537\n",
+		     "2: max_queue_mb: expected an integer between 1 and 65536, got '65537'");
+	ASSERT_FAILS("[douyu]\nmax_queue_mb = 8\n",
+		     "2: unknown key 'max_queue_mb' in [douyu] (it belongs in [recorder])");
+}
+
+/* [recorder] fts: on/off and their synonyms, unset is -1 (the database keeps what it has). */
+static void test_fts_key(void)
+{
+	struct conf c;
+	conf_init(&c);
+	ASSERT_EQ(c.fts, -1);
+	static const char *const on[] = {"on", "true", "yes", "1"};
+	static const char *const off[] = {"off", "false", "no", "0"};
+	char text[64];
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(text, sizeof(text), "[recorder]\nfts = %s\n", on[i]);
+		ASSERT_EQ(parse(&c, text), 0);
+		ASSERT_EQ(c.fts, 1);
+		conf_finish(&c);
+		snprintf(text, sizeof(text), "[recorder]\nfts=%s", off[i]);
+		ASSERT_EQ(parse(&c, text), 0);
+		ASSERT_EQ(c.fts, 0);
+		conf_finish(&c);
+	}
+	ASSERT_EQ(c.fts, -1); /* conf_finish resets it */
+	ASSERT_EQ(parse(&c, "[recorder]\ndatabase = x.db\n"), 0);
+	ASSERT_EQ(c.fts, -1);
+	conf_finish(&c);
+	ASSERT_FAILS("[recorder]\nfts = On\n", "2: fts: expected on or off, got 'On'");
+	ASSERT_FAILS("[recorder]\nfts =\n", "2: fts: expected on or off, got ''");
+	ASSERT_FAILS("[recorder]\nfts = on\nfts = off\n", "3: fts already set on line 2");
+	ASSERT_FAILS("[douyu]\nfts = on\n",
+		     "2: unknown key 'fts' in [douyu] (it belongs in [recorder])");
+}
+
 static void test_errors(void)
 {
 	/* The example from the brief, with the line numbers it names. */
@@ -532,6 +613,9 @@ int main(void)
 	RUN(test_room_ids);
 	RUN(test_servers);
 	RUN(test_bounds);
+	RUN(test_service_keys);
+	RUN(test_fts_key);
+	RUN(test_max_queue_key);
 	RUN(test_errors);
 	RUN(test_nul_and_long_lines);
 	RUN(test_quoting);

@@ -489,9 +489,8 @@ static void test_record(void)
 	const char *chat = "rid@=9999/type@=chatmsg/uid@=46780819/nn@=a@Sb/txt@=x@ASy/cid@=abc/"
 			   "level@=36/uid@=1/";
 	ASSERT_EQ(stt_decode(&s, chat, strlen(chat)), 0);
-	size_t bad = 9;
-	ASSERT_EQ(douyu_record(&s, 9999, &json, &rec, &bad), 0);
-	ASSERT_EQ(bad, 0);
+	ASSERT_EQ(douyu_record(&s, NULL, 9999, &json, &rec), 0);
+	ASSERT_EQ(rec.replaced_utf8, 0);
 	ASSERT_EQ(rec.room_id, 9999);
 	ASSERT_EQ(rec.ts, 5);
 	ASSERT_EQ(rec.session_id, 6);
@@ -511,7 +510,7 @@ static void test_record(void)
 	/* Not a chat: no text, no cid; numeric fields only when numeric. */
 	const char *ue = "type@=uenter/rid@=9999/uid@=12x/nn@=bob/level@=-3/txt@=t/cid@=c/";
 	ASSERT_EQ(stt_decode(&s, ue, strlen(ue)), 0);
-	ASSERT_EQ(douyu_record(&s, 9999, &json, &rec, NULL), 0);
+	ASSERT_EQ(douyu_record(&s, NULL, 9999, &json, &rec), 0);
 	ASSERT_STR_EQ(rec.type, "uenter");
 	ASSERT(!rec.has_uid);
 	ASSERT_STR_EQ(rec.nick, "bob");
@@ -522,13 +521,13 @@ static void test_record(void)
 
 	/* No type at all; a chat with an empty cid; out-of-range numbers. */
 	ASSERT_EQ(stt_decode(&s, "a@=b/", 5), 0);
-	ASSERT_EQ(douyu_record(&s, 1, &json, &rec, NULL), 0);
+	ASSERT_EQ(douyu_record(&s, NULL, 1, &json, &rec), 0);
 	ASSERT_STR_EQ(rec.type, "");
 	ASSERT(rec.nick == NULL && !rec.has_uid && !rec.has_level);
 	ASSERT_STR_EQ(rec.data, "{\"a\":\"b\"}");
 	const char *e = "type@=chatmsg/cid@=/uid@=9223372036854775808/level@=-9223372036854775808/";
 	ASSERT_EQ(stt_decode(&s, e, strlen(e)), 0);
-	ASSERT_EQ(douyu_record(&s, 1, &json, &rec, NULL), 0);
+	ASSERT_EQ(douyu_record(&s, NULL, 1, &json, &rec), 0);
 	ASSERT(rec.cid == NULL);
 	ASSERT(!rec.has_uid);
 	ASSERT(rec.has_level);
@@ -536,9 +535,28 @@ static void test_record(void)
 	ASSERT(rec.text == NULL);
 	/* Invalid UTF-8 is replaced and counted. */
 	ASSERT_EQ(stt_decode(&s, "type@=chatmsg/txt@=\xff\xfe/", 21), 0);
-	ASSERT_EQ(douyu_record(&s, 1, &json, &rec, &bad), 0);
-	ASSERT_EQ(bad, 2);
-	ASSERT_STR_EQ(rec.text, "\xff\xfe"); /* the text itself is the raw value */
+	ASSERT_EQ(douyu_record(&s, NULL, 1, &json, &rec), 0);
+	ASSERT_EQ(rec.replaced_utf8, 2);
+	/* The text column is repaired the same way (sqlite3 clients decode TEXT). */
+	ASSERT_STR_EQ(rec.text, "\xef\xbf\xbd\xef\xbf\xbd");
+	ASSERT_STR_EQ(rec.data, "{\"type\":\"chatmsg\",\"txt\":\"\xef\xbf\xbd\xef\xbf\xbd\"}");
+	/* A CESU-8 emoji (U+1F60A as two surrogates) is joined in both; a lone surrogate and a
+	 * bad nick, type and cid are replaced; valid strings are not copied. */
+	const char *ce = "type@=chat\xc0/txt@=\xed\xa0\xbd\xed\xb8\x8a!/nn@=a\xed\xa0\x80/cid@=\xe4\xb8/"
+			 "uid@=5/";
+	ASSERT_EQ(stt_decode(&s, ce, strlen(ce)), 0);
+	ASSERT_EQ(douyu_record(&s, NULL, 1, &json, &rec), 0);
+	ASSERT_STR_EQ(rec.type, "chat\xef\xbf\xbd");
+	ASSERT(rec.text == NULL && rec.cid == NULL); /* not a chatmsg */
+	ASSERT_STR_EQ(rec.nick, "a\xef\xbf\xbd");
+	ASSERT_EQ(rec.replaced_utf8, 3);
+	ASSERT(strstr(rec.data, "\"txt\":\"\xf0\x9f\x98\x8a!\"") != NULL);
+	const char *ce2 = "type@=chatmsg/txt@=\xed\xa0\xbd\xed\xb8\x8a/cid@=\xe4\xb8/nn@=ok/";
+	ASSERT_EQ(stt_decode(&s, ce2, strlen(ce2)), 0);
+	ASSERT_EQ(douyu_record(&s, NULL, 1, &json, &rec), 0);
+	ASSERT_STR_EQ(rec.text, "\xf0\x9f\x98\x8a");
+	ASSERT_STR_EQ(rec.cid, "\xef\xbf\xbd");
+	ASSERT(rec.nick >= s.text && rec.nick < s.text + s.text_cap); /* borrowed, not copied */
 	stt_finish(&s);
 	buf_finish(&json);
 }
@@ -564,6 +582,144 @@ static void test_other_room(void)
 		}
 	}
 	stt_finish(&s);
+}
+
+
+/* ---- typed extraction, on the real samples of douyu-samples.tsv ---- */
+
+/* Row `row` (0-based) of the samples file: the message before the tab, into out. */
+static bool tsv_row(size_t row, struct buf *out)
+{
+	char *text = test_read_file(SHARED_DIR "/douyu-samples.tsv", NULL);
+	if (!text)
+		return false;
+	char *line = text;
+	for (size_t i = 0; i < row && line; i++) {
+		line = strchr(line, '\n');
+		line = line ? line + 1 : NULL;
+	}
+	char *tab = line ? strchr(line, '\t') : NULL;
+	char *nl = line ? strchr(line, '\n') : NULL;
+	bool ok = tab && (!nl || tab < nl);
+	buf_clear(out);
+	if (ok)
+		ok = buf_append(out, line, (size_t)(tab - line)) == 0 && buf_append(out, "", 1) == 0;
+	free(text);
+	return ok;
+}
+
+struct typed_case {
+	size_t row;
+	const char *type;
+	bool has_uid;
+	int64_t uid;
+	const char *nick; /* NULL: none */
+	bool has_level;
+	int64_t level;
+	const char *text; /* NULL: none */
+	const char *cid;  /* NULL: none */
+	const char *in_data; /* a substring data must hold */
+};
+
+static const struct typed_case typed_cases[] = {
+	{3, "chatmsg", true, 36216769, "小老弟233", true, 38, "注意保暖",
+	 "00bd3553ee494c929f45090100000000", "\"dms\":\"5\""},
+	/* A robot chat (no dms) with cst in seconds: stored like any chat, raw in data. */
+	{66, "chatmsg", true, 358963144, "烟花易冷cold17322", true, 15, "玩的是自定义吗／？",
+	 "5e87fe93079d4499d26b861600000000", "\"cst\":\"1627874185\""},
+	{7, "dgb", true, 176432111, "户外就是锻炼", true, 32, NULL, NULL, "\"gfid\":\"824\""},
+	{4, "uenter", true, 199997189, "tiara佳尊", true, 40, NULL, NULL,
+	 "\"el\":\"eid@A=1500000113@Setp@A=1@Ssc@A=1@Sef@A=0@S/\""},
+	/* comm_chatmsg: sender and text come from the nested chatmsg map. */
+	{59, "comm_chatmsg", true, 110510743, "小爷话不多", true, 21, "卡着谢这么多遍！架我？",
+	 NULL, "\"btype\":\"voiceDanmu\""},
+	{60, "comm_chatmsg", true, 13135382, "被封号依旧支持余凯洞", true, 44,
+	 "加菜，拍个黄瓜+来点花生米", NULL, "\"cprice\":\"1000\""},
+	/* A box notice: nested sender, no text (the notice is txt1..txt6 in data). */
+	{62, "comm_chatmsg", true, 339634851, "打死不吃西红柿A", true, 41, NULL, NULL,
+	 "\"txt1\":\"赠送主播\""},
+	{17, "anbc", true, 15048751, "对影子说爱你丶", false, 0, NULL, NULL, "\"drid\":\"9112612\""},
+	{29, "rnewbc", true, 36462031, "跳跳", false, 0, NULL, NULL, "\"drid\":\"430489\""},
+	{6, "spbc", false, 0, "我戒了专心", false, 0, NULL, NULL, "\"drid\":\"9157198\""},
+	{67, "error", false, 0, NULL, false, 0, "error 51", NULL, "{\"type\":\"error\",\"code\":\"51\"}"},
+	{42, "rss", false, 0, NULL, false, 0, NULL, NULL, "\"ss\":\"0\""},
+	{76, "rss", false, 0, NULL, false, 0, NULL, NULL, "\"ss\":\"1\""},
+	/* Other types: uid, nn, level from the top level when there. */
+	{5, "upgrade", true, 37716512, "月的星晨", true, 63, NULL, NULL, "\"gid\":\"32533\""},
+	/* Duplicate keys keep every value. */
+	{11, "rri", true, 63235379, NULL, false, 0, NULL, NULL,
+	 "\"rid\":\"3898464\",\"cate_id\":\"1\",\"rid#2\":\"-1\""},
+	{15, "qausrespond", false, 0, NULL, false, 0, NULL, NULL, "\"rid#2\":\"-1\""},
+};
+
+static bool opt_str_eq(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static void test_typed_samples(void)
+{
+	struct stt s, nested;
+	stt_init(&s);
+	stt_init(&nested);
+	struct buf json, body;
+	buf_init(&json);
+	buf_init(&body);
+	for (size_t i = 0; i < sizeof(typed_cases) / sizeof(typed_cases[0]); i++) {
+		const struct typed_case *c = &typed_cases[i];
+		ASSERT(tsv_row(c->row, &body));
+		ASSERT_EQ(stt_decode(&s, (const char *)buf_head(&body), body.len - 1), 0);
+		struct record rec;
+		memset(&rec, 0, sizeof(rec));
+		ASSERT_EQ(douyu_record(&s, &nested, 42, &json, &rec), 0);
+		bool ok = strcmp(rec.type, c->type) == 0 && rec.has_uid == c->has_uid &&
+			  (!c->has_uid || rec.uid == c->uid) && opt_str_eq(rec.nick, c->nick) &&
+			  rec.has_level == c->has_level && (!c->has_level || rec.level == c->level) &&
+			  opt_str_eq(rec.text, c->text) && opt_str_eq(rec.cid, c->cid) &&
+			  strstr(rec.data, c->in_data) != NULL && rec.replaced_utf8 == 0 &&
+			  strlen(rec.data) == rec.data_len;
+		if (!ok) {
+			TEST_FAIL_("row %zu (%s): type %s uid %d/%lld nick %s level %d/%lld text %s "
+				   "cid %s data %s",
+				   c->row, c->type, rec.type, rec.has_uid, (long long)rec.uid,
+				   rec.nick ? rec.nick : "(null)", rec.has_level, (long long)rec.level,
+				   rec.text ? rec.text : "(null)", rec.cid ? rec.cid : "(null)",
+				   rec.data);
+			break;
+		}
+	}
+	/* Without a nested decoder, comm_chatmsg falls back to the top level. */
+	ASSERT(tsv_row(59, &body));
+	ASSERT_EQ(stt_decode(&s, (const char *)buf_head(&body), body.len - 1), 0);
+	struct record rec;
+	ASSERT_EQ(douyu_record(&s, NULL, 42, &json, &rec), 0);
+	ASSERT(rec.has_uid && rec.uid == 110510743 && rec.nick == NULL && rec.text == NULL);
+	/* An error without a code; a comm_chatmsg whose nested value is garbage. */
+	ASSERT_EQ(stt_decode(&s, "type@=error/", 12), 0);
+	ASSERT_EQ(douyu_record(&s, &nested, 42, &json, &rec), 0);
+	ASSERT_STR_EQ(rec.text, "error");
+	ASSERT_STR_EQ(rec.data, "{\"type\":\"error\"}");
+	const char *cc = "type@=comm_chatmsg/chatmsg@=@@@=/uid@=7/";
+	ASSERT_EQ(stt_decode(&s, cc, strlen(cc)), 0);
+	ASSERT_EQ(douyu_record(&s, &nested, 42, &json, &rec), 0);
+	ASSERT(rec.has_uid && rec.uid == 7 && rec.nick == NULL && rec.text == NULL);
+	stt_finish(&s);
+	stt_finish(&nested);
+	buf_finish(&json);
+	buf_finish(&body);
+}
+
+/* The platform: broadcasts (rid 0) are stored as their own type; comm_chatmsg gets its
+ * nested sender; skipped packets are reported with a reason. */
+static int skipped_events;
+static uint64_t skipped_total;
+static char skipped_why[64];
+
+static void sk_skipped(void *user_data, uint64_t n, const char *why)
+{
+	skipped_events++;
+	skipped_total += n;
+	snprintf(skipped_why, sizeof(skipped_why), "%s", why);
 }
 
 /* ---- douyu_platform end to end ---- */
@@ -635,6 +791,7 @@ static const struct platform_events sink_ev = {
 	.on_record = sk_record,
 	.on_foreign = sk_foreign,
 	.on_server_error = sk_error,
+	.on_skipped = sk_skipped,
 };
 
 /* Copy the JSON string value following `"name": "` at or after *pp into dst. */
@@ -877,6 +1034,73 @@ static void test_platform_gifts_and_end(void)
 	buf_finish(&stream);
 }
 
+static void test_platform_typed(void)
+{
+	struct sink k = {0};
+	k.recs = calloc(MAX_RECS, sizeof(*k.recs));
+	struct platform_session *ps = NULL;
+	ASSERT_EQ(douyu_platform.session_create(317422, &sink_ev, &k, &ps), 0);
+	struct buf in, out, body;
+	buf_init(&in);
+	buf_init(&out);
+	buf_init(&body);
+	static const size_t rows[] = {6, 17, 29, 59, 67};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		ASSERT(tsv_row(rows[i], &body));
+		douyu_pack(&in, DOUYU_TYPE_S2C, (const char *)buf_head(&body), body.len - 1);
+	}
+	skipped_events = 0;
+	skipped_total = 0;
+	douyu_pack(&in, DOUYU_TYPE_C2S, "type@=x/", 8);
+	douyu_pack(&in, 0, "type@=x/", 8);
+	ASSERT_EQ(douyu_platform.feed(ps, 1, 2, buf_head(&in), in.len, &out), 0);
+	ASSERT_EQ(k.foreign, 0);
+	ASSERT_EQ(k.n, 5);
+	ASSERT_STR_EQ(k.recs[0].type, "spbc");
+	ASSERT_STR_EQ(k.recs[0].nick, "我戒了专心");
+	ASSERT_STR_EQ(k.recs[1].type, "anbc");
+	ASSERT_STR_EQ(k.recs[2].type, "rnewbc");
+	ASSERT_STR_EQ(k.recs[3].type, "comm_chatmsg");
+	ASSERT_STR_EQ(k.recs[3].nick, "小爷话不多");
+	ASSERT_STR_EQ(k.recs[3].text, "卡着谢这么多遍！架我？");
+	ASSERT_STR_EQ(k.recs[4].type, "error");
+	ASSERT_STR_EQ(k.recs[4].text, "error 51");
+	ASSERT_EQ(k.errors, 1);
+	/* Two bad packets in one feed: one event, counted 2, with the reason. */
+	ASSERT_EQ(skipped_events, 1);
+	ASSERT_EQ(skipped_total, 2);
+	ASSERT_STR_EQ(skipped_why, "message type is not 690");
+	/* A packet with too many fields: skipped and reported. */
+	buf_clear(&in);
+	struct buf big;
+	buf_init(&big);
+	for (int i = 0; i <= STT_MAX_PAIRS; i++)
+		buf_append_str(&big, "a@=b/");
+	douyu_pack(&in, DOUYU_TYPE_S2C, (const char *)buf_head(&big), big.len);
+	ASSERT_EQ(douyu_platform.feed(ps, 1, 2, buf_head(&in), in.len, &out), 0);
+	ASSERT_EQ(skipped_total, 3);
+	ASSERT_STR_EQ(skipped_why, "more than 4096 fields");
+	ASSERT_EQ(douyu_platform.skipped(ps), 3);
+	/* A missing NUL and a NUL inside the body. */
+	buf_clear(&in);
+	douyu_pack(&in, DOUYU_TYPE_S2C, "type@=x/", 8);
+	buf_head(&in)[in.len - 1] = 'x';
+	ASSERT_EQ(douyu_platform.feed(ps, 1, 2, buf_head(&in), in.len, &out), 0);
+	ASSERT_STR_EQ(skipped_why, "no terminating NUL");
+	buf_clear(&in);
+	douyu_pack(&in, DOUYU_TYPE_S2C, "type@=x\0/", 9);
+	ASSERT_EQ(douyu_platform.feed(ps, 1, 2, buf_head(&in), in.len, &out), 0);
+	ASSERT_STR_EQ(skipped_why, "NUL inside the body");
+	ASSERT_EQ(skipped_total, 5);
+	ASSERT_EQ(k.n, 5);
+	douyu_platform.session_destroy(ps);
+	buf_finish(&big);
+	buf_finish(&in);
+	buf_finish(&out);
+	buf_finish(&body);
+	free(k.recs);
+}
+
 int main(void)
 {
 	RUN(test_pack);
@@ -887,6 +1111,8 @@ int main(void)
 	RUN(test_callback_stops);
 	RUN(test_record);
 	RUN(test_other_room);
+	RUN(test_typed_samples);
+	RUN(test_platform_typed);
 	RUN(test_platform_capture);
 	RUN(test_platform_gifts_and_end);
 	TEST_DONE();

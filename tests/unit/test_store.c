@@ -3,7 +3,8 @@
  * pragmas, the queue and flush with exact column values read back through the sqlite3 API,
  * dedup by (room_id, cid), session ids across reopen, flushing in slices, a flush that fails
  * (locked by a second connection, full, read-only) and keeps its queue, the queue bound, the
- * views, and a database newer than us. The store's own connection is reached through
+ * views, migrating a recorded schema-v1 database, the full-text index switched on and off,
+ * and a database newer than us. The store's own connection is reached through
  * sqlite3_auto_extension, which sees every connection this process opens.
  */
 #include <dirent.h>
@@ -11,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -635,14 +637,19 @@ static void views(void)
 	/* Room 5: [1000 s, 2000 s], gap of 3000 s, [5000 s, 6000 s]; a short session inside the
 	 * first one must not create a gap. Room 6: back to back, no gap. */
 	int64_t a = store_session_begin(s, 5, "wss://a/", 1000000);
+	ASSERT_EQ(store_session_joined(s, a, 1000000), 0);
 	int64_t in = store_session_begin(s, 5, "wss://a/", 1100000);
+	ASSERT_EQ(store_session_joined(s, in, 1100000), 0);
 	ASSERT_EQ(store_session_end(s, in, 1200000, "x"), 0);
 	ASSERT_EQ(store_session_end(s, a, 2000000, "server closed"), 0);
-	int64_t b = store_session_begin(s, 5, "wss://a/", 5000000);
+	int64_t b = store_session_begin(s, 5, "wss://a/", 4999000);
+	ASSERT_EQ(store_session_joined(s, b, 5000000), 0); /* coverage starts at the join */
 	ASSERT_EQ(store_session_end(s, b, 6000000, "shutdown"), 0);
 	int64_t c = store_session_begin(s, 6, "wss://a/", 1000000);
+	ASSERT_EQ(store_session_joined(s, c, 1000000), 0);
 	ASSERT_EQ(store_session_end(s, c, 2000000, "x"), 0);
 	int64_t d = store_session_begin(s, 6, "wss://a/", 2000000);
+	ASSERT_EQ(store_session_joined(s, d, 2000000), 0);
 	ASSERT_GT(d, 0); /* still live */
 
 	struct record m = mkrec(5, 1500000, "chatmsg", "m1");
@@ -694,6 +701,277 @@ static void views(void)
 	sqlite3_close(db);
 }
 
+/* ---- schema v2: migration, full-text index, views ---- */
+
+static int64_t fts_hits(sqlite3 *db, const char *phrase)
+{
+	char sql[256];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH '%s'",
+	         phrase);
+	return q_int(db, sql);
+}
+
+/* The FTS5 check that compares the index with its content, row by row. */
+static int fts_consistent(sqlite3 *db)
+{
+	return exec_sql(db, "INSERT INTO messages_fts(messages_fts, rank) VALUES "
+	                    "('integrity-check', 1)");
+}
+
+static struct record chatrec(int64_t room, int64_t ts, const char *cid, const char *text)
+{
+	struct record r = mkrec(room, ts, "chatmsg", cid);
+	r.text = text;
+	r.has_uid = true;
+	r.uid = 1000 + ts % 7;
+	r.nick = "n";
+	return r;
+}
+
+/*
+ * tests/data/store_v1.sql is a database that danmakud with schema v1 recorded (two rooms, one
+ * reconnect each), as sqlite3 .dump wrote it. Opening it migrates it to v2 in place: data
+ * kept, new views and indexes, no full-text index unless asked (KEEP on an existing
+ * database), then on and off again with the index following inserts and deletes.
+ */
+static void migrate_v1(void)
+{
+	char p[128];
+	size_t len;
+	char *sql = test_read_file(TEST_DATA_DIR "/store_v1.sql", &len);
+	ASSERT(sql);
+	sqlite3 *db = NULL;
+	ASSERT_EQ(sqlite3_open(db_path(p, sizeof(p)), &db), SQLITE_OK);
+	int rc = exec_sql(db, sql);
+	free(sql);
+	ASSERT_EQ(rc, SQLITE_OK);
+	ASSERT_EQ(q_int(db, "PRAGMA user_version"), 1);
+	int64_t n_msg = q_int(db, "SELECT count(*) FROM messages");
+	int64_t n_chat = q_int(db, "SELECT count(*) FROM messages WHERE text IS NOT NULL");
+	ASSERT_GT(n_chat, 0);
+	/* A v1 view that v2 replaces: gaps from session starts. */
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM pragma_table_info('gaps')"), 4);
+	sqlite3_close(db);
+
+	struct store *s;
+	ASSERT_EQ(open_plain(p, &s), 0);
+	ASSERT(!store_has_fts(s));
+	store_close(s);
+	db = db_open(p);
+	ASSERT(db);
+	ASSERT_EQ(q_int(db, "PRAGMA user_version"), 2);
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages"), n_msg);
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'view' AND name IN "
+	                    "('chat', 'gifts', 'gaps', 'live', 'daily', 'room_stats')"),
+	          6);
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name IN "
+	                    "('messages_uid_ts', 'messages_rss', 'sessions_room_started')"),
+	          3);
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'messages_fts%'"), 0);
+	/* Each room of the dump reconnected once: one gap each, after 'connection reset'. */
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM gaps WHERE reason = 'connection reset' AND "
+	                    "seconds > 0 AND seconds < 60"),
+	          2);
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM chat"),
+	          q_int(db, "SELECT count(*) FROM messages WHERE type = 'chatmsg'"));
+	ASSERT_EQ(q_int(db, "SELECT sum(messages) FROM room_stats"),
+	          q_int(db, "SELECT count(*) FROM messages"));
+	sqlite3_close(db);
+
+	/* Switch the index on: every existing chat row is indexed. */
+	struct store_options on = {.fts = STORE_FTS_ON}, off = {.fts = STORE_FTS_OFF};
+	ASSERT_EQ(open_capture(p, &on, &s, &db), 0);
+	ASSERT(store_has_fts(s));
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages_fts_docsize"), n_chat);
+	ASSERT_EQ(fts_hits(db, "不会打线"),
+	          q_int(db, "SELECT count(*) FROM messages WHERE text LIKE '%不会打线%'"));
+	ASSERT_GT(fts_hits(db, "不会打线"), 0);
+	ASSERT_EQ(fts_consistent(db), SQLITE_OK);
+	struct record r = chatrec(9999, 2000000000000, "new1", "一条新的弹幕消息");
+	ASSERT_EQ(store_append(s, &r), 0);
+	ASSERT_EQ(store_flush(s, 0), 0);
+	ASSERT_EQ(fts_hits(db, "新的弹幕"), 1);
+	ASSERT_EQ(fts_consistent(db), SQLITE_OK);
+	store_close(s);
+	/* The index stays on for KEEP, and goes with OFF (table, shadow tables, triggers). */
+	ASSERT_EQ(open_plain(p, &s), 0);
+	ASSERT(store_has_fts(s));
+	store_close(s);
+	ASSERT_EQ(open_capture(p, &off, &s, &db), 0);
+	ASSERT(!store_has_fts(s));
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'messages_fts%'"), 0);
+	r = chatrec(9999, 2000000000001, "new2", "关掉以后还能写");
+	ASSERT_EQ(store_append(s, &r), 0);
+	ASSERT_EQ(store_flush(s, 0), 0);
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages"), n_msg + 2);
+	store_close(s);
+	ASSERT_EQ(open_plain(p, &s), 0);
+	ASSERT(!store_has_fts(s));
+	store_close(s);
+}
+
+/* A new database gets the index (the default); it follows inserts, deletes and updates,
+ * indexes only rows with text, and needs 3 characters. */
+static void fts_new_database(void)
+{
+	char p[128];
+	struct store *s;
+	sqlite3 *db;
+	ASSERT_EQ(open_capture(db_path(p, sizeof(p)), NULL, &s, &db), 0);
+	ASSERT(store_has_fts(s));
+	struct record a = chatrec(1, 1000, "a", "主播今天状态真好");
+	struct record b = chatrec(1, 1001, "b", "Hello World 666");
+	struct record u = mkrec(1, 1002, "uenter", NULL);
+	ASSERT_EQ(store_append(s, &a), 0);
+	ASSERT_EQ(store_append(s, &b), 0);
+	ASSERT_EQ(store_append(s, &u), 0);
+	ASSERT_EQ(store_flush(s, 0), 0);
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages_fts_docsize"), 2);
+	ASSERT_EQ(fts_hits(db, "状态真好"), 1);
+	ASSERT_EQ(fts_hits(db, "hello"), 1); /* ASCII case folds */
+	ASSERT_EQ(fts_hits(db, "状态假"), 0);
+	/* Two characters are no trigram: the index finds nothing, LIKE on chat does. */
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH '状态'"), 0);
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM chat WHERE text LIKE '%状态%'"), 1);
+	ASSERT_EQ(exec_sql(db, "UPDATE messages SET text = '换了一句话' WHERE cid = 'a'"), SQLITE_OK);
+	ASSERT_EQ(fts_hits(db, "状态真好"), 0);
+	ASSERT_EQ(fts_hits(db, "换了一句"), 1);
+	ASSERT_EQ(exec_sql(db, "DELETE FROM messages WHERE cid = 'b'"), SQLITE_OK);
+	ASSERT_EQ(fts_hits(db, "world"), 0);
+	ASSERT_EQ(fts_consistent(db), SQLITE_OK);
+	store_close(s);
+	/* OFF for a new database: no index at all. */
+	struct store_options off = {.fts = STORE_FTS_OFF};
+	ASSERT_EQ(open_capture(db_path(p, sizeof(p)), &off, &s, &db), 0);
+	ASSERT(!store_has_fts(s));
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'messages_fts%'"), 0);
+	store_close(s);
+}
+
+static void add_session(struct store *s, int64_t room, int64_t start, int64_t joined, int64_t end,
+                        const char *reason)
+{
+	int64_t id = store_session_begin(s, room, "ws://x/", start);
+	if (joined)
+		store_session_joined(s, id, joined);
+	if (end)
+		store_session_end(s, id, end, reason);
+}
+
+/*
+ * gaps: coverage is joined_at..ended_at. Room 1: a session that never joined covers nothing;
+ * a session killed without ended_at covers up to its last message. Room 2 never disconnected:
+ * no gap, and none before its first session either. Room 3: two overlapping sessions, no gap.
+ */
+static void gaps_semantics(void)
+{
+	char p[128], t[256];
+	struct store *s;
+	ASSERT_EQ(open_plain(db_path(p, sizeof(p)), &s), 0);
+	add_session(s, 1, 1000000, 1000500, 2000000, "server closed");
+	add_session(s, 1, 2001000, 0, 2002000, "tls: handshake"); /* never joined */
+	add_session(s, 1, 2003000, 2004000, 0, NULL);              /* killed: no ended_at */
+	struct record m = mkrec(1, 2500000, "chatmsg", "k1");
+	m.session_id = 3;
+	ASSERT_EQ(store_append(s, &m), 0);
+	add_session(s, 1, 2600000, 2601000, 2700000, "shutdown");
+	add_session(s, 2, 5000000, 5000100, 0, NULL); /* live, never disconnected */
+	add_session(s, 3, 1000000, 1000000, 3000000, "server closed");
+	add_session(s, 3, 2000000, 2000000, 2500000, "heartbeat timeout");
+	add_session(s, 3, 3000000, 3000000, 0, NULL);
+	ASSERT_EQ(store_flush(s, 0), 0);
+	store_close(s);
+	sqlite3 *db = db_open(p);
+	ASSERT(db);
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM gaps WHERE room_id IN (2, 3)"), 0);
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM gaps WHERE room_id = 1"), 2);
+	/* server closed at 2000 s, next join 2004 s (the failed attempt covered nothing, and the
+	 * reason is that of the session whose coverage ended). */
+	ASSERT_STR_EQ(q_text(db,
+	                     "SELECT from_ts || ' ' || to_ts || ' ' || seconds || ' ' || reason "
+	                     "FROM gaps WHERE room_id = 1 ORDER BY from_ts LIMIT 1",
+	                     t, sizeof(t)),
+	              "2000000 2004000 4.0 server closed");
+	/* The killed session covered up to its message at 2500 s; the next joined at 2601 s. */
+	ASSERT_STR_EQ(q_text(db,
+	                     "SELECT from_ts || ' ' || to_ts || ' ' || seconds || ' ' || "
+	                     "coalesce(reason, 'NULL') FROM gaps WHERE room_id = 1 ORDER BY from_ts "
+	                     "DESC LIMIT 1",
+	                     t, sizeof(t)),
+	              "2500000 2601000 101.0 NULL");
+	sqlite3_close(db);
+}
+
+/* chat: robot and sent_at; live: ss and ivl; room_stats and daily over a small room. */
+static void views_v2(void)
+{
+	char p[128], t[256], want[256];
+	struct store *s;
+	ASSERT_EQ(open_plain(db_path(p, sizeof(p)), &s), 0);
+	int64_t now = (int64_t)time(NULL) * 1000;
+	ASSERT_EQ(store_room(s, 7, "seven", now - 3600000), 0);
+	ASSERT_EQ(store_room(s, 8, NULL, now - 3600000), 0);
+	int64_t a = store_session_begin(s, 7, "ws://x/", now - 3600000);
+	store_session_joined(s, a, now - 3599000);
+	store_session_end(s, a, now - 1800000, "connection reset");
+	int64_t b = store_session_begin(s, 7, "ws://x/", now - 1799000);
+	store_session_joined(s, b, now - 1798000);
+	struct record c1 = chatrec(7, now - 60000, "c1", "有dms的弹幕");
+	c1.session_id = b;
+	c1.data = "{\"type\":\"chatmsg\",\"dms\":\"4\",\"cst\":\"1700000000123\"}";
+	c1.data_len = strlen(c1.data);
+	struct record c2 = chatrec(7, now - 50000, "c2", "没有dms");
+	c2.session_id = b;
+	c2.data = "{\"type\":\"chatmsg\",\"cst\":\"1700000000\"}";
+	c2.data_len = strlen(c2.data);
+	struct record c3 = chatrec(7, now - 40000, "c3", "dms为空");
+	c3.session_id = b;
+	c3.data = "{\"type\":\"chatmsg\",\"dms\":\"\"}";
+	c3.data_len = strlen(c3.data);
+	struct record rs = mkrec(7, now - 30000, "rss", NULL);
+	rs.session_id = b;
+	rs.data = "{\"type\":\"rss\",\"ss\":\"1\",\"ivl\":\"1\"}";
+	rs.data_len = strlen(rs.data);
+	ASSERT_EQ(store_append(s, &c1), 0);
+	ASSERT_EQ(store_append(s, &c2), 0);
+	ASSERT_EQ(store_append(s, &c3), 0);
+	ASSERT_EQ(store_append(s, &rs), 0);
+	ASSERT_EQ(store_flush(s, 0), 0);
+	store_close(s);
+	sqlite3 *db = db_open(p);
+	ASSERT(db);
+	ASSERT_STR_EQ(q_text(db,
+	                     "SELECT group_concat(robot || '/' || coalesce(sent_at, 'NULL'), ' ') "
+	                     "FROM (SELECT * FROM chat ORDER BY ts)",
+	                     t, sizeof(t)),
+	              "0/1700000000123 1/1700000000000 1/NULL");
+	ASSERT_STR_EQ(q_text(db, "SELECT room_id || ' ' || live || ' ' || replay FROM live", t,
+	                     sizeof(t)),
+	              "7 1 1");
+	ASSERT_STR_EQ(q_text(db,
+	                     "SELECT label || ' ' || live || ' ' || messages || ' ' || sessions || "
+	                     "' ' || reconnects_24h || ' ' || (silent_s BETWEEN 25 AND 300) FROM "
+	                     "room_stats WHERE room_id = 7",
+	                     t, sizeof(t)),
+	              "seven 1 4 2 1 1");
+	char sql[128];
+	snprintf(sql, sizeof(sql), "SELECT datetime(%lld, 'unixepoch', 'localtime')",
+	         (long long)((now - 1798000) / 1000));
+	q_text(db, sql, want, sizeof(want));
+	ASSERT_STR_EQ(q_text(db, "SELECT session_start FROM room_stats WHERE room_id = 7", t,
+	                     sizeof(t)),
+	              want);
+	ASSERT_STR_EQ(q_text(db,
+	                     "SELECT coalesce(label, 'NULL') || ' ' || live || ' ' || messages || "
+	                     "' ' || coalesce(silent_s, 'NULL') FROM room_stats WHERE room_id = 8",
+	                     t, sizeof(t)),
+	              "NULL 0 0 NULL");
+	ASSERT_EQ(q_int(db, "SELECT sum(messages) FROM daily WHERE room_id = 7"), 4);
+	ASSERT_EQ(q_int(db, "SELECT sum(chats) FROM daily WHERE room_id = 7"), 3);
+	ASSERT_EQ(q_int(db, "SELECT sum(gifts) FROM daily WHERE room_id = 7"), 0);
+	sqlite3_close(db);
+}
+
 static void newer_schema(void)
 {
 	char p[128];
@@ -701,18 +979,22 @@ static void newer_schema(void)
 	db_path(p, sizeof(p));
 	sqlite3 *db = NULL;
 	ASSERT_EQ(sqlite3_open(p, &db), SQLITE_OK);
-	ASSERT_EQ(exec_sql(db, "PRAGMA user_version = 2"), SQLITE_OK);
+	char sql[64], want[128];
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION + 1);
+	ASSERT_EQ(exec_sql(db, sql), SQLITE_OK);
 	sqlite3_close(db);
 	char err[256] = "";
 	int rc = store_open(p, NULL, &s, err, sizeof(err));
 	ASSERT_LT(rc, 0);
 	ASSERT(s == NULL);
-	ASSERT_STR_EQ(err, "database schema version 2 is newer than this danmakud supports (1)");
+	snprintf(want, sizeof(want), "database schema version %d is newer than this danmakud supports (%d)",
+	         STORE_SCHEMA_VERSION + 1, STORE_SCHEMA_VERSION);
+	ASSERT_STR_EQ(err, want);
 	/* Nothing was created in the newer database. */
 	db = db_open(p);
 	ASSERT(db);
 	ASSERT_EQ(q_int(db, "SELECT count(*) FROM sqlite_schema"), 0);
-	ASSERT_EQ(q_int(db, "PRAGMA user_version"), 2);
+	ASSERT_EQ(q_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION + 1);
 	sqlite3_close(db);
 }
 
@@ -770,6 +1052,10 @@ int main(void)
 	RUN(full_keeps_queue);
 	RUN(queue_bound);
 	RUN(views);
+	RUN(migrate_v1);
+	RUN(fts_new_database);
+	RUN(gaps_semantics);
+	RUN(views_v2);
 	RUN(newer_schema);
 	RUN(open_errors);
 	RUN(last_error_never_null);
