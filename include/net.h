@@ -53,6 +53,13 @@ int net_connect(struct net_ctx *ctx, const char *host, uint16_t port, uint64_t t
  * then failing and on_error will follow). */
 int net_write(struct net *n, const uint8_t *data, size_t len);
 
+/*
+ * Stop / restart reading (backpressure: TCP flow control then slows the server down).
+ * No-ops unless the connection is open; a paused net still writes.
+ */
+void net_pause(struct net *n);
+void net_resume(struct net *n);
+
 /* Bytes queued in libuv but not yet written to the socket. */
 size_t net_write_queue_size(const struct net *n);
 

@@ -62,6 +62,7 @@ struct rec {
 	uv_signal_t sig_int, sig_term, sig_hup;
 	bool stopping;
 	bool storage_trouble;
+	bool reads_paused; /* backpressure: the store's queue is long and the store is healthy */
 	int flush_rc;
 	int exit_code;
 	uint64_t ticks;
@@ -95,5 +96,7 @@ int rec_destroy(struct rec *rec);
 uint64_t rec_wall_ms(void);
 uint64_t rec_random(struct rec *rec);
 void rec_room_gone(struct rec *rec, struct room *r);
+/* Pause or resume every room's reads according to the store's queue (call after appends). */
+void rec_backpressure(struct rec *rec);
 
 #endif

@@ -76,6 +76,7 @@ struct net {
 	int last_connect_err;
 	int pending_closes;
 	bool error_reported;
+	bool paused;
 	uint16_t port;
 	char peer[INET6_ADDRSTRLEN + 8];
 	char host[];
@@ -558,6 +559,24 @@ int net_write(struct net *n, const uint8_t *data, size_t len)
 		return rc;
 	}
 	return 0;
+}
+
+void net_pause(struct net *n)
+{
+	if (n->state == NET_OPEN && !n->paused) {
+		uv_read_stop((uv_stream_t *)n->tcp);
+		n->paused = true;
+	}
+}
+
+void net_resume(struct net *n)
+{
+	if (n->state == NET_OPEN && n->paused) {
+		n->paused = false;
+		int rc = uv_read_start((uv_stream_t *)n->tcp, on_alloc, on_read);
+		if (rc < 0)
+			net_fail(n, rc, "read");
+	}
 }
 
 size_t net_write_queue_size(const struct net *n)

@@ -87,6 +87,54 @@ static void report_storage(struct rec *rec, int rc)
 	}
 }
 
+/*
+ * Backpressure. When the store is healthy but slower than the network, stop reading sockets
+ * once the queue passes a high-water mark and read again below half of it: TCP flow control
+ * then slows the servers, nothing is dropped, and the queue (so the work left at SIGTERM)
+ * stays small. When the store is in trouble (locked, full) reads go on so connections stay
+ * alive, and the queue's memory bound applies: past it, rows are dropped and counted.
+ */
+static size_t backpressure_high(const struct rec *rec)
+{
+	size_t max = rec->opt.max_queue_mb ? (size_t)rec->opt.max_queue_mb << 20 : (size_t)256 << 20;
+	size_t high = max / 2;
+	return high < ((size_t)16 << 20) ? high : ((size_t)16 << 20);
+}
+
+void rec_backpressure(struct rec *rec)
+{
+	struct store_stats st;
+	store_get_stats(rec->store, &st);
+	size_t high = backpressure_high(rec);
+	bool pause;
+	if (rec->storage_trouble || rec->stopping)
+		pause = false;
+	else if (rec->reads_paused)
+		pause = st.queued_bytes > high / 2;
+	else
+		pause = st.queued_bytes > high;
+	if (pause == rec->reads_paused)
+		return;
+	rec->reads_paused = pause;
+	log_debug("storage: %s reads (%" PRIu64 " bytes queued)", pause ? "pausing" : "resuming",
+		  st.queued_bytes);
+	uint64_t now = uv_now(rec->loop);
+	struct list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &rec->rooms)
+	{
+		struct room *r = container_of(pos, struct room, link);
+		if (!r->net)
+			continue;
+		if (pause) {
+			net_pause(r->net);
+		} else {
+			/* Silence while paused was ours, not the server's. */
+			r->last_rx = now;
+			net_resume(r->net);
+		}
+	}
+}
+
 static void on_flush(uv_timer_t *t)
 {
 	struct rec *rec = t->data;
@@ -100,6 +148,7 @@ static void on_flush(uv_timer_t *t)
 	if ((rc < 0 && rc != -EAGAIN) != rec->storage_trouble)
 		report_storage(rec, rc);
 	rec->flush_rc = rc;
+	rec_backpressure(rec);
 }
 
 static void log_stats(struct rec *rec)

@@ -406,6 +406,10 @@ static void on_net_read(struct net *n, const uint8_t *data, size_t len, void *us
 		send_scratch(r);
 	else
 		buf_clear(&r->rec->scratch);
+	if (!r->rec->reads_paused)
+		rec_backpressure(r->rec);
+	else if (r->state == ROOM_LIVE && r->net)
+		net_pause(r->net); /* joined while reads were paused */
 }
 
 static void on_net_connected(struct net *n, void *user_data)
@@ -608,7 +612,9 @@ void room_tick(struct room *r, uint64_t now)
 		return;
 	}
 	case ROOM_LIVE:
-		if (now - r->last_rx > 2 * hb) {
+		if (r->rec->reads_paused)
+			r->last_rx = now; /* we are not reading: silence proves nothing */
+		else if (now - r->last_rx > 2 * hb) {
 			room_fail(r, "heartbeat timeout");
 			return;
 		}
