@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,6 +213,15 @@ int main(int argc, char **argv)
 
 	/* A peer closing while we write must be an error code, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
+	/* One socket per room: lift the soft fd limit (often 1024) to the hard one. */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && opt.n_rooms + 64 > nofile.rlim_cur)
+		log_warn("%zu rooms but only %llu file descriptors allowed; raise LimitNOFILE",
+			 opt.n_rooms, (unsigned long long)nofile.rlim_cur);
 	uv_loop_t loop;
 	if (uv_loop_init(&loop) < 0) {
 		code = 1;
