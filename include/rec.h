@@ -61,6 +61,7 @@ struct rec {
 	uv_timer_t stop_timer; /* shutdown deadline */
 	uv_signal_t sig_int, sig_term, sig_hup;
 	bool stopping;
+	int lock_fd; /* flock()ed database file: one recorder per database */
 	bool storage_trouble;
 	bool reads_paused; /* backpressure: the store's queue is long and the store is healthy */
 	int flush_rc;

@@ -83,6 +83,15 @@ int store_append(struct store *s, const struct record *rec);
  */
 int store_flush(struct store *s, size_t max_rows);
 
+/*
+ * Close the sessions a previous process left open (it was killed or crashed): ended_at
+ * becomes the last message the room stored since the session started (else its join or
+ * start), end_reason becomes reason. Runs at once, outside the queue; only the recorder that
+ * holds the database's single-writer lock may call it. Returns the number of sessions closed
+ * or a negative errno.
+ */
+int store_end_stale_sessions(struct store *s, const char *reason);
+
 void store_get_stats(const struct store *s, struct store_stats *out);
 const char *store_last_error(const struct store *s); /* never NULL */
 

@@ -15,12 +15,15 @@
 #include "rec.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "log.h"
@@ -632,6 +635,7 @@ int rec_create(uv_loop_t *loop, const struct rec_options *opt, struct rec **out)
 	if (!rec)
 		return -ENOMEM;
 	rec->loop = loop;
+	rec->lock_fd = -1;
 	rec->opt = *opt;
 	list_init(&rec->rooms);
 	buf_init(&rec->scratch);
@@ -686,6 +690,24 @@ int rec_create(uv_loop_t *loop, const struct rec_options *opt, struct rec **out)
 		log_err("database %s: %s", opt->db_path, err);
 		goto fail;
 	}
+	/* One recorder per database: session ids are handed out from memory, and sessions left
+	 * open are closed below, both of which assume no other writer. The flock is released by
+	 * the kernel however the process ends. */
+	rec->lock_fd = open(opt->db_path, O_RDONLY | O_CLOEXEC);
+	if (rec->lock_fd < 0 || flock(rec->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		log_err("database %s: %s", opt->db_path,
+			errno == EWOULDBLOCK ? "another danmakud is recording into it"
+					     : strerror(errno));
+		rc = -EBUSY;
+		goto fail;
+	}
+	int stale = store_end_stale_sessions(rec->store, "unclean stop");
+	if (stale > 0)
+		log_notice("database %s: closed %d sessions a previous run left open "
+			   "(end_reason 'unclean stop')",
+			   opt->db_path, stale);
+	else if (stale < 0)
+		log_warn("database %s: %s", opt->db_path, store_last_error(rec->store));
 	rc = net_ctx_create(loop, &rec->net);
 	if (rc < 0) {
 		log_err("dns: cannot initialise c-ares");
@@ -760,6 +782,8 @@ fail:
 		uv_run(loop, UV_RUN_DEFAULT);
 	}
 	store_close(rec->store);
+	if (rec->lock_fd >= 0)
+		close(rec->lock_fd);
 	tls_config_destroy(rec->tls);
 	free(rec->servers);
 	buf_finish(&rec->scratch);
@@ -773,6 +797,8 @@ int rec_destroy(struct rec *rec)
 {
 	int code = rec->exit_code;
 	store_close(rec->store);
+	if (rec->lock_fd >= 0)
+		close(rec->lock_fd);
 	tls_config_destroy(rec->tls);
 	free(rec->servers);
 	buf_finish(&rec->scratch);

@@ -339,6 +339,25 @@ static int exec(struct store *s, const char *sql, const char *what)
 	return rc == SQLITE_OK ? 0 : db_fail(s, rc, what);
 }
 
+int store_end_stale_sessions(struct store *s, const char *reason)
+{
+	/* messages_room_ts makes the max() an index lookup per open session. */
+	static const char sql[] =
+		"UPDATE sessions SET end_reason = ?1, ended_at = max(coalesce(joined_at, started_at), "
+		"coalesce((SELECT max(ts) FROM messages m WHERE m.room_id = sessions.room_id "
+		"AND m.ts >= sessions.started_at), 0)) WHERE ended_at IS NULL";
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_fail(s, rc, "close stale sessions");
+	sqlite3_bind_text(st, 1, reason, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(s, rc, "close stale sessions");
+	return sqlite3_changes(s->db);
+}
+
 /* Run a one-row query that returns an integer. */
 static int query_int(struct store *s, const char *sql, int64_t *out)
 {

@@ -76,6 +76,11 @@ def body(h):
     ck.check(mock.wait_line(r'^SENT 9999', 20), '--insecure: recording works despite the bad cert')
     ck.check(re.search(r'insecure|not verif|verification (is )?(off|disabled)', d.stderr_text(), re.I),
              '--insecure is logged as a warning', d.stderr_text()[-1500:])
+    # One recorder per database: a second one is refused (exit 1) and the first goes on.
+    rc, out, err = h.run_danmakud(['-d', d.db, '-s', 'ws://127.0.0.1:1/', '9999'], timeout=10)
+    ck.eq(rc, 1, 'a second danmakud on the same database exits 1')
+    ck.check('another danmakud is recording' in err, 'and says why', err[-500:])
+    ck.check(d.alive(), 'the first recorder keeps running')
     # SIGINT is a clean stop too.
     harness.wait_db(d.db, "SELECT count(*) FROM messages WHERE type='chatmsg'", lambda rs: rs and rs[0][0] == 147, 20)
     d.signal(signal.SIGINT)

@@ -184,9 +184,12 @@ def kill9(h):
                                 (room,)), 0, 'kill -9 restart room %d: no duplicate cid' % room)
         sess = harness.db_rows(d.db, 'SELECT ended_at, end_reason FROM sessions WHERE room_id=? ORDER BY id',
                                (room,))
-        ck.check(len(sess) == 2 and sess[0] == (None, None) and sess[1][1] == 'shutdown',
-                 'kill -9 restart room %d: the killed session stays open, the new one ends shutdown (%r)'
-                 % (room, sess))
+        last_old = harness.db_scalar(d.db, 'SELECT max(ts) FROM messages WHERE room_id=? AND session_id='
+                                     '(SELECT min(id) FROM sessions WHERE room_id=?)', (room, room))
+        ck.check(len(sess) == 2 and sess[0] == (last_old, 'unclean stop') and sess[1][1] == 'shutdown',
+                 'kill -9 restart room %d: the restart closes the killed session at its last stored '
+                 'message with reason "unclean stop", the new one ends shutdown (%r, last %r)'
+                 % (room, sess, last_old))
         check_gaps(h, d.db, room, 'kill -9 restart')
     srv.signal(signal.SIGTERM)
 

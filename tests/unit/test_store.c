@@ -487,6 +487,41 @@ static void session_counts_inserted_rows(void)
 	sqlite3_close(db);
 }
 
+/* A killed process leaves sessions open; the next recorder closes them at the room's last
+ * stored message (or the join/start when it stored none), and leaves closed ones alone. */
+static void stale_sessions_closed(void)
+{
+	char p[128];
+	struct store *s;
+	ASSERT_EQ(open_plain(db_path(p, sizeof(p)), &s), 0);
+	int64_t a = store_session_begin(s, 5, "ws://a/", 1000);
+	ASSERT_EQ(store_session_joined(s, a, 1100), 0);
+	for (int i = 0; i < 3; i++) {
+		struct record r = mkrec(5, 2000 + i, "chatmsg", NULL);
+		r.session_id = a;
+		ASSERT_EQ(store_append(s, &r), 0);
+	}
+	ASSERT_EQ(store_session_begin(s, 6, "ws://b/", 1500), 2); /* never joined, nothing stored */
+	int64_t c = store_session_begin(s, 7, "ws://c/", 1600);
+	ASSERT_EQ(store_session_end(s, c, 1700, "shutdown"), 0);
+	ASSERT_EQ(store_flush(s, 0), 0);
+	store_close(s); /* as if killed: a and b stay open */
+
+	ASSERT_EQ(open_plain(p, &s), 0);
+	ASSERT_EQ(store_end_stale_sessions(s, "unclean stop"), 2);
+	ASSERT_EQ(store_end_stale_sessions(s, "unclean stop"), 0);
+	store_close(s);
+	sqlite3 *db = db_open(p);
+	ASSERT(db);
+	char t[256];
+	ASSERT_STR_EQ(q_text(db,
+			     "SELECT group_concat(id || ' ' || ended_at || ' ' || end_reason, ',') "
+			     "FROM (SELECT * FROM sessions ORDER BY id)",
+			     t, sizeof(t)),
+		      "1 2002 unclean stop,2 1500 unclean stop,3 1700 shutdown");
+	sqlite3_close(db);
+}
+
 static void locked_keeps_queue(void)
 {
 	char p[128];
@@ -1048,6 +1083,7 @@ int main(void)
 	RUN(sessions);
 	RUN(slices);
 	RUN(session_counts_inserted_rows);
+	RUN(stale_sessions_closed);
 	RUN(locked_keeps_queue);
 	RUN(full_keeps_queue);
 	RUN(queue_bound);
