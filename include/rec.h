@@ -64,7 +64,6 @@ struct rec {
 	int lock_fd; /* flock()ed database file: one recorder per database */
 	bool storage_trouble;
 	bool reads_paused; /* backpressure: the store's queue is long and the store is healthy */
-	int flush_rc;
 	int exit_code;
 	uint64_t ticks;
 	uint64_t foreign_total;

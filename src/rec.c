@@ -150,7 +150,6 @@ static void on_flush(uv_timer_t *t)
 		uv_timer_start(&rec->flush_more, on_flush, 1, 0);
 	if ((rc < 0 && rc != -EAGAIN) != rec->storage_trouble)
 		report_storage(rec, rc);
-	rec->flush_rc = rc;
 	rec_backpressure(rec);
 }
 
@@ -629,6 +628,20 @@ static void rec_reload(struct rec *rec)
 	send_status(rec, "READY=1\n");
 }
 
+/* Release what rec_create took; every handle is closed by now. */
+static void rec_free(struct rec *rec)
+{
+	store_close(rec->store);
+	if (rec->lock_fd >= 0)
+		close(rec->lock_fd);
+	tls_config_destroy(rec->tls);
+	free(rec->servers);
+	buf_finish(&rec->scratch);
+	notify_close(&rec->notify);
+	free(rec->metrics_file);
+	free(rec);
+}
+
 int rec_create(uv_loop_t *loop, const struct rec_options *opt, struct rec **out)
 {
 	struct rec *rec = calloc(1, sizeof(*rec));
@@ -781,29 +794,13 @@ fail:
 		net_ctx_close(rec->net);
 		uv_run(loop, UV_RUN_DEFAULT);
 	}
-	store_close(rec->store);
-	if (rec->lock_fd >= 0)
-		close(rec->lock_fd);
-	tls_config_destroy(rec->tls);
-	free(rec->servers);
-	buf_finish(&rec->scratch);
-	notify_close(&rec->notify);
-	free(rec->metrics_file);
-	free(rec);
+	rec_free(rec);
 	return rc;
 }
 
 int rec_destroy(struct rec *rec)
 {
 	int code = rec->exit_code;
-	store_close(rec->store);
-	if (rec->lock_fd >= 0)
-		close(rec->lock_fd);
-	tls_config_destroy(rec->tls);
-	free(rec->servers);
-	buf_finish(&rec->scratch);
-	notify_close(&rec->notify);
-	free(rec->metrics_file);
-	free(rec);
+	rec_free(rec);
 	return code;
 }
