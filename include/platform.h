@@ -21,7 +21,8 @@ struct platform_events {
 	void (*on_record)(void *user_data, const struct record *rec);
 	/* A message the platform counts but does not store (e.g. another room's chat). */
 	void (*on_foreign)(void *user_data, const char *type);
-	/* The server reported an error (Douyu `error` message); text is for logs. */
+	/* The server reported an error (Douyu `error` message) that ends the connection; text
+	 * is its meaning in words, "" when the platform does not know it. */
 	void (*on_server_error)(void *user_data, int64_t code, const char *text);
 	/* n well-framed packets were skipped (bad type, no NUL, NUL inside, too many fields);
 	 * why (static text) tells the last one's reason. The connection goes on. */
@@ -45,8 +46,10 @@ struct platform {
 	int (*hello)(struct platform_session *s, struct buf *out);
 	/*
 	 * Stream bytes from the server. Events fire during the call; replies (e.g. joingroup
-	 * after the login answer) are appended to out. Returns 0, -ENOMEM, or -EPROTO (framing
-	 * broken beyond repair: close the connection).
+	 * after the login answer) are appended to out. Returns the number of complete packets
+	 * the bytes finished (>= 0: the room's proof that the server is alive, which raw bytes or
+	 * transport pings are not), -ENOMEM, or -EPROTO (framing broken beyond repair: close the
+	 * connection).
 	 */
 	int (*feed)(struct platform_session *s, int64_t now_ms, int64_t session_id,
 		    const uint8_t *data, size_t len, struct buf *out);

@@ -1,14 +1,20 @@
 /*
  * room: one recorded room's connection state machine. A room owns at most one connection
- * attempt at a time (net, then optional tls and ws layers, then the platform session) and
- * the persistent state between attempts: backoff, counters, the server rotation.
+ * attempt at a time (a transport connection, then optional tls and ws layers, then the
+ * platform session) and the persistent state between attempts: backoff, counters, the server
+ * rotation.
  *
- *   IDLE -> RESOLVING -> CONNECTING -> TLS_HANDSHAKE -> WS_UPGRADE -> JOINING -> LIVE
- *        (any failure) -> CLOSING -> BACKOFF -> RESOLVING ...      (stop) -> CLOSING -> freed
+ *   IDLE -> CONNECTING -> TLS_HANDSHAKE -> WS_UPGRADE -> JOINING -> LIVE
+ *        (any failure) -> CLOSING -> BACKOFF -> CONNECTING ...      (stop) -> CLOSING -> freed
  *
- * room_fail() only records the reason and starts closing; the layers are freed in the
- * connection's close callback, so callers deep in a parser can fail a room safely, but must
- * check room_is_closing() after any call that can fail it.
+ * A room knows nothing of the recorder or the store: what it needs comes in a struct room_env
+ * (shared by every room of a recorder, owned by the caller) and what it has to say goes out
+ * through struct room_events. The transport is a table of functions (net.c's in production,
+ * a scripted fake in tests/unit/test_room.c), and time is the env's clock, so the whole state
+ * machine runs without sockets.
+ *
+ * Failures only record the reason and start closing the transport; the layers are freed in
+ * the transport's close callback, where the session ends and the reconnect is scheduled.
  */
 #ifndef DANMAKUD_ROOM_H
 #define DANMAKUD_ROOM_H
@@ -18,14 +24,16 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "list.h"
+#include "buf.h"
+#include "net.h"
+#include "record.h"
 
-struct rec;
 struct platform;
+struct tls_config;
+struct room;
 
 enum room_state {
 	ROOM_IDLE,
-	ROOM_RESOLVING,
 	ROOM_CONNECTING,
 	ROOM_TLS_HANDSHAKE,
 	ROOM_WS_UPGRADE,
@@ -52,65 +60,95 @@ struct server {
  * Returns 0 or -EINVAL with a reason in err. */
 int server_parse(const char *url, struct server *out, char *err, size_t errlen);
 
+/* The transport under the room: net.c's functions in production (room_net_transport). */
+struct room_transport {
+	int (*connect)(struct net_ctx *ctx, const char *host, uint16_t port,
+		       uint64_t addr_timeout_ms, unsigned start, const struct net_callbacks *cb,
+		       void *user_data, struct net **out);
+	int (*write)(struct net *n, const uint8_t *data, size_t len);
+	void (*pause)(struct net *n);
+	void (*resume)(struct net *n);
+	void (*shutdown)(struct net *n);
+	void (*close)(struct net *n);
+	const char *(*peer)(const struct net *n);
+};
+
+extern const struct room_transport room_net_transport;
+
+/*
+ * What every room of one recorder shares. The caller owns it; it must outlive the rooms.
+ * Fields may change between loop turns (heartbeat_ms on reload) and rooms see the change.
+ */
+struct room_env {
+	uv_loop_t *loop;                 /* backoff timers */
+	const struct room_transport *io;
+	struct net_ctx *net;
+	struct tls_config *tls;          /* NULL when no server is wss:// */
+	bool insecure;                   /* TLS checks are off: warned on every connect */
+	const struct server *servers;    /* tried in turn, one per attempt */
+	size_t n_servers;
+	uint64_t heartbeat_ms;
+	uint64_t (*now)(void *ctx);      /* monotonic ms (uv_now in production) */
+	uint64_t (*wall)(void *ctx);     /* unix epoch ms: records' receive time */
+	uint64_t (*random)(void *ctx);   /* backoff jitter */
+	void *ctx;                       /* for now and random */
+	struct buf *scratch;             /* outgoing packets; used by one room at a time */
+};
+
+/*
+ * What a room reports. user_data is the one given to room_create. Strings are borrowed for
+ * the call. No callback may destroy the room; room_pause/room_resume are allowed.
+ */
+struct room_events {
+	/* The transport connected: a session begins. Returns its id (> 0), or <= 0 when none
+	 * could be given (the room records anyway, with session id 0). */
+	int64_t (*session_began)(void *user_data, const char *server_url, const char *peer);
+	/* The platform accepted the login. */
+	void (*session_joined)(void *user_data, int64_t session_id);
+	/* The attempt that began the session is over; reason says why. */
+	void (*session_ended)(void *user_data, int64_t session_id, const char *reason);
+	/* One message to keep. Returns 0 when it was queued, < 0 when not (the room counts it). */
+	int (*record)(void *user_data, const struct record *rec);
+	/* After room_stop: the room is closed. Its stats may still be read during the call;
+	 * it is freed right after, and user_data is not used again. */
+	void (*gone)(void *user_data);
+};
+
 struct room_stats {
 	uint64_t received;   /* records decoded for this room */
-	uint64_t stored;     /* handed to the store */
+	uint64_t stored;     /* records the record callback queued */
+	uint64_t not_stored; /* records the record callback refused (queue full, no memory) */
 	uint64_t foreign;    /* other rooms' messages, not stored */
 	uint64_t skipped;    /* well-framed packets skipped (bad type, NULs, too many fields) */
 	uint64_t replaced_utf8; /* invalid UTF-8 sequences replaced by U+FFFD in stored data */
 	uint64_t reconnects; /* attempts after the first */
 	uint64_t last_msg_ms; /* wall clock of the last record, 0 if none */
-	uint64_t session_start_ms;
 };
 
-struct room {
-	struct list link; /* in the recorder's room list */
-	struct rec *rec;
-	const struct platform *platform;
-	int64_t id;
-	char *label;
-	enum room_state state;
-	bool stopping;    /* stop requested: no reconnect, free after close */
-	const char *stop_reason;
-
-	/* the current attempt */
-	struct net *net;
-	struct tls *tls;
-	struct ws *ws;
-	struct platform_session *ps;
-	const struct server *server;
-	size_t server_idx;
-	int64_t session_id;      /* 0 until TCP connected */
-	int64_t session_msgs;
-	uint64_t attempt_start;  /* uv_now() */
-	uint64_t last_rx;        /* uv_now() of the last byte */
-	uint64_t next_heartbeat; /* uv_now() */
-	char reason[160];        /* why the attempt is ending */
-
-	unsigned failures;       /* consecutive short-lived attempts */
-	uv_timer_t backoff;
-	struct room_stats stats;
-};
-
-/* Create a room (not started). Returns 0 or -ENOMEM. The rec owns it. */
-int room_create(struct rec *rec, int64_t id, const char *label, struct room **out);
-/* Begin connecting now. */
+/* Create a room (not started). env, platform, ev and user_data must outlive it.
+ * Returns 0 or -ENOMEM. */
+int room_create(const struct room_env *env, const struct platform *platform, int64_t id,
+		const struct room_events *ev, void *user_data, struct room **out);
+/* Begin connecting now (first attempt at server id % n_servers, spreading rooms). */
 void room_start(struct room *r);
-/* Called by the recorder's heartbeat timer every tick: sends heartbeats that are due and
- * fails attempts that are stalled or silent. */
+/* Call every tick (at most a quarter of the heartbeat, at most 1 s): sends heartbeats that
+ * are due and fails attempts that are stalled or silent. now is env->now(). */
 void room_tick(struct room *r, uint64_t now);
-/* Stop for good (logout, close with reason); the room frees itself once closed and then
- * tells the recorder via rec_room_gone(). */
+/*
+ * Stop for good: log out, close with reason; session_ended (if a session is open) and then
+ * gone follow, from the loop, never during this call. Further calls are ignored.
+ */
 void room_stop(struct room *r, const char *reason);
-/* End the current attempt with a reason (printf-style) and schedule a reconnect. */
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-void room_fail(struct room *r, const char *fmt, ...);
+/* Close the transport now, without waiting for the logout to drain (second SIGTERM). */
+void room_abort(struct room *r);
+/* Backpressure: stop reading (silence then proves nothing) and read again. A room that is
+ * still handshaking goes on reading until it has joined. */
+void room_pause(struct room *r);
+void room_resume(struct room *r);
 
-static inline bool room_is_closing(const struct room *r)
-{
-	return r->state == ROOM_CLOSING;
-}
+int64_t room_id(const struct room *r);
+enum room_state room_state(const struct room *r);
+bool room_is_stopping(const struct room *r);
+const struct room_stats *room_stats(const struct room *r);
 
 #endif

@@ -8,6 +8,7 @@
 #include "douyu.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -500,8 +501,11 @@ static int on_packet(void *user_data, const char *body, size_t len)
 		int64_t code;
 		if (!parse_i64(stt_get(&s->stt, "code"), &code))
 			code = -1;
-		char text[32];
-		snprintf(text, sizeof(text), "code %" PRId64, code);
+		/* The meanings douyu-protocol.md §4.5 gives; "" for the rest. */
+		const char *text = code == 51    ? "data transfer error"
+				   : code == 52  ? "server closed"
+				   : code == 204 ? "room id wrong"
+						 : "";
 		if (s->ev->on_server_error)
 			s->ev->on_server_error(s->user_data, code, text);
 		return store(s);
@@ -520,14 +524,17 @@ static int feed(struct platform_session *s, int64_t now_ms, int64_t session_id,
 	s->now_ms = now_ms;
 	s->session_id = session_id;
 	s->out = out;
-	uint64_t skipped_before = s->reader.skipped;
+	uint64_t skipped_before = s->reader.skipped, packets_before = s->reader.packets;
 	int rc = douyu_reader_feed(&s->reader, data, len, on_packet, s);
 	s->out = NULL;
 	/* Reported once per feed, not per packet: a flood of bad packets costs one event. */
 	if (s->reader.skipped > skipped_before && s->ev->on_skipped)
 		s->ev->on_skipped(s->user_data, s->reader.skipped - skipped_before,
 				  s->reader.skip_why);
-	return rc;
+	if (rc < 0)
+		return rc;
+	uint64_t n = s->reader.packets - packets_before;
+	return n > INT_MAX ? INT_MAX : (int)n;
 }
 
 const struct platform douyu_platform = {

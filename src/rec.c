@@ -1,10 +1,14 @@
 /*
  * rec: the recorder. It owns the rooms, the shared TLS config and net context, the store,
- * two timers and the signal handlers:
+ * its timers and the signal handlers:
  *  - the tick timer walks every room (heartbeats due, attempts stalled, connections silent),
  *    reports storage trouble and dropped rows, and prints a stats line once a minute;
  *  - the flush timer commits the store's queue in one transaction, in bounded slices that
- *    continue on the next loop turn, so a long queue never stalls the loop.
+ *    continue on the next loop turn (flush_more), so a long queue never stalls the loop;
+ *  - the stop timer bounds how long a graceful stop waits for logouts to drain.
+ * Rooms know nothing of the store: they report sessions and records through room_events,
+ * and this file turns those into store calls, counting and logging every write the store
+ * refused (design §4: nothing is lost silently).
  * Stopping (SIGINT/SIGTERM) asks every room to log out and close; when the last room is
  * gone the queue is committed in full and every handle is closed, so uv_run() returns.
  * Reloading (SIGHUP) asks main.c for the new options and makes the running set of rooms
@@ -21,15 +25,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "conf.h"
+#include "list.h"
 #include "log.h"
 #include "metrics.h"
 #include "net.h"
+#include "notify.h"
 #include "platform.h"
+#include "room.h"
 #include "store.h"
 #include "tls.h"
 
@@ -41,15 +51,87 @@
 #define DANMAKUD_VERSION "0.1.0"
 #endif
 
-uint64_t rec_wall_ms(void)
+/* One recorded room as the recorder sees it: its identity and label (the store's business),
+ * the room state machine, and the session the store knows it by. */
+struct rec_room {
+	struct list link; /* in rec->rooms */
+	struct rec *rec;
+	struct room *room;
+	int64_t id;
+	char *label;
+	int64_t session_id;        /* the open session's id, 0: none */
+	uint64_t session_start_ms; /* wall clock of the open session */
+};
+
+struct rec {
+	uv_loop_t *loop;
+	struct rec_options opt;
+	struct server *servers;
+	size_t n_servers;
+	struct tls_config *tls;
+	struct net_ctx *net;
+	struct store *store;
+	struct room_env env;
+	struct list rooms;
+	size_t n_rooms;
+	uv_timer_t tick_timer;
+	uv_timer_t flush_timer;
+	uv_timer_t flush_more; /* continues a long flush on the next loop turn */
+	uv_timer_t stop_timer; /* shutdown deadline */
+	uv_signal_t sig_int, sig_term, sig_hup;
+	bool stopping;
+	int lock_fd; /* flock()ed database file: one recorder per database */
+	bool storage_trouble;
+	bool reads_paused; /* backpressure: the store's queue is long and the store is healthy */
+	int exit_code;
+	uint64_t rng;          /* xorshift state for backoff jitter */
+	uint64_t last_dropped; /* store drops already reported */
+	uint64_t last_committed;
+	/* writes the store refused at queue time (no memory): counted, logged once a tick */
+	uint64_t store_errors, store_errors_reported;
+	/* service integration (status, metrics, systemd); times are uv_now() unless _wall */
+	struct notify notify;
+	char *metrics_file;        /* owned copy of the current opt.metrics_file */
+	bool metrics_trouble;      /* the last write failed (logged once) */
+	uint64_t start_wall_ms;
+	uint64_t next_watchdog, next_status, next_stats, next_metrics;
+	uint64_t last_stats_at;
+	uint64_t status_at, status_received; /* the last STATUS= sample, for msg/s */
+	double received_per_s;
+	uint64_t received_gone;    /* records received by rooms that are gone */
+	uint64_t foreign_gone;     /* other rooms' messages seen by rooms that are gone */
+	uint64_t reloads_ok, reloads_failed;
+	struct buf scratch;    /* outgoing platform packets; one room at a time uses it */
+};
+
+#define each_room(pos, tmp, rec) list_for_each_safe(pos, tmp, &(rec)->rooms)
+static struct rec_room *rr_of(struct list *pos)
+{
+	return container_of(pos, struct rec_room, link);
+}
+
+static uint64_t wall_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-uint64_t rec_random(struct rec *rec)
+static uint64_t env_wall(void *ctx)
 {
+	(void)ctx;
+	return wall_ms();
+}
+
+static uint64_t env_now(void *ctx)
+{
+	struct rec *rec = ctx;
+	return uv_now(rec->loop);
+}
+
+static uint64_t env_random(void *ctx)
+{
+	struct rec *rec = ctx;
 	uint64_t x = rec->rng;
 	x ^= x >> 12;
 	x ^= x << 25;
@@ -104,7 +186,7 @@ static size_t backpressure_high(const struct rec *rec)
 	return high < ((size_t)16 << 20) ? high : ((size_t)16 << 20);
 }
 
-void rec_backpressure(struct rec *rec)
+static void rec_backpressure(struct rec *rec)
 {
 	struct store_stats st;
 	store_get_stats(rec->store, &st);
@@ -121,22 +203,86 @@ void rec_backpressure(struct rec *rec)
 	rec->reads_paused = pause;
 	log_debug("storage: %s reads (%" PRIu64 " bytes queued)", pause ? "pausing" : "resuming",
 		  st.queued_bytes);
-	uint64_t now = uv_now(rec->loop);
 	struct list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &rec->rooms)
+	each_room(pos, tmp, rec)
 	{
-		struct room *r = container_of(pos, struct room, link);
-		if (!r->net)
-			continue;
-		if (pause) {
-			net_pause(r->net);
-		} else {
-			/* Silence while paused was ours, not the server's. */
-			r->last_rx = now;
-			net_resume(r->net);
-		}
+		if (pause)
+			room_pause(rr_of(pos)->room);
+		else
+			room_resume(rr_of(pos)->room);
 	}
 }
+
+/* ---- what the rooms report: sessions and records, turned into store calls ---- */
+
+static void store_refused(struct rec_room *rr, const char *what, int rc)
+{
+	struct rec *rec = rr->rec;
+	rec->store_errors++;
+	log_debug("room %" PRId64 ": storage: %s not queued: %s", rr->id, what, strerror(-rc));
+}
+
+static int64_t on_session_began(void *user_data, const char *server_url, const char *peer)
+{
+	struct rec_room *rr = user_data;
+	(void)peer;
+	rr->session_start_ms = wall_ms();
+	int64_t sid = store_session_begin(rr->rec->store, rr->id, server_url,
+					  (int64_t)rr->session_start_ms);
+	if (sid <= 0) {
+		/* Recording goes on: its messages are kept, with session id 0. */
+		store_refused(rr, "session start", sid < 0 ? (int)sid : -EIO);
+		sid = 0;
+	}
+	rr->session_id = sid;
+	return sid;
+}
+
+static void on_session_joined(void *user_data, int64_t session_id)
+{
+	struct rec_room *rr = user_data;
+	if (session_id <= 0)
+		return;
+	int rc = store_session_joined(rr->rec->store, session_id, (int64_t)wall_ms());
+	if (rc < 0)
+		store_refused(rr, "session join", rc);
+}
+
+static void on_session_ended(void *user_data, int64_t session_id, const char *reason)
+{
+	struct rec_room *rr = user_data;
+	rr->session_id = 0;
+	rr->session_start_ms = 0;
+	if (session_id <= 0)
+		return;
+	int rc = store_session_end(rr->rec->store, session_id, (int64_t)wall_ms(), reason);
+	if (rc < 0)
+		store_refused(rr, "session end", rc);
+}
+
+/* A full queue (-ENOBUFS) is the store's bound at work: it counts the drop itself and the
+ * tick reports it. Anything else is counted here. */
+static int on_room_record(void *user_data, const struct record *r)
+{
+	struct rec_room *rr = user_data;
+	struct rec *rec = rr->rec;
+	int rc = store_append(rec->store, r);
+	if (rc < 0 && rc != -ENOBUFS)
+		store_refused(rr, "message", rc);
+	if (!rec->reads_paused)
+		rec_backpressure(rec);
+	return rc;
+}
+
+static void on_room_gone(void *user_data);
+
+static const struct room_events room_ev = {
+	.session_began = on_session_began,
+	.session_joined = on_session_joined,
+	.session_ended = on_session_ended,
+	.record = on_room_record,
+	.gone = on_room_gone,
+};
 
 static void on_flush(uv_timer_t *t)
 {
@@ -156,14 +302,16 @@ static void on_flush(uv_timer_t *t)
 static void log_stats(struct rec *rec)
 {
 	size_t live = 0;
-	uint64_t skipped = 0, replaced = 0;
+	uint64_t skipped = 0, replaced = 0, foreign = rec->foreign_gone;
 	struct list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &rec->rooms)
+	each_room(pos, tmp, rec)
 	{
-		struct room *r = container_of(pos, struct room, link);
-		live += r->state == ROOM_LIVE;
-		skipped += r->stats.skipped;
-		replaced += r->stats.replaced_utf8;
+		struct room *r = rr_of(pos)->room;
+		const struct room_stats *rs = room_stats(r);
+		live += room_state(r) == ROOM_LIVE;
+		skipped += rs->skipped;
+		replaced += rs->replaced_utf8;
+		foreign += rs->foreign;
 	}
 	struct store_stats st;
 	store_get_stats(rec->store, &st);
@@ -174,7 +322,7 @@ static void log_stats(struct rec *rec)
 		 ", queued %" PRIu64 ", dropped %" PRIu64 ", other rooms' messages %" PRIu64
 		 ", skipped packets %" PRIu64 ", UTF-8 repairs %" PRIu64,
 		 live, rec->n_rooms, st.committed, (double)(st.committed - rec->last_committed) / secs,
-		 st.duplicates, st.queued_rows, st.dropped, rec->foreign_total, skipped, replaced);
+		 st.duplicates, st.queued_rows, st.dropped, foreign, skipped, replaced);
 	rec->last_committed = st.committed;
 }
 
@@ -186,15 +334,17 @@ static void snapshot(struct rec *rec, struct metrics_global *g)
 	g->version = DANMAKUD_VERSION;
 	g->start_ms = rec->start_wall_ms;
 	g->received = rec->received_gone;
+	g->foreign = rec->foreign_gone;
 	struct list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &rec->rooms)
+	each_room(pos, tmp, rec)
 	{
-		struct room *r = container_of(pos, struct room, link);
-		g->received += r->stats.received;
-		if (r->stopping)
+		struct room *r = rr_of(pos)->room;
+		g->received += room_stats(r)->received;
+		g->foreign += room_stats(r)->foreign;
+		if (room_is_stopping(r))
 			continue;
 		g->rooms++;
-		g->rooms_live += r->state == ROOM_LIVE;
+		g->rooms_live += room_state(r) == ROOM_LIVE;
 	}
 	struct store_stats st;
 	store_get_stats(rec->store, &st);
@@ -205,7 +355,6 @@ static void snapshot(struct rec *rec, struct metrics_global *g)
 	g->queued_rows = st.queued_rows;
 	g->queued_bytes = st.queued_bytes;
 	g->failed_flushes = st.failed_flushes;
-	g->foreign = rec->foreign_total;
 	g->storage_ok = !rec->storage_trouble;
 	g->reloads_ok = rec->reloads_ok;
 	g->reloads_failed = rec->reloads_failed;
@@ -248,25 +397,26 @@ static void write_metrics(struct rec *rec)
 	if (rooms) {
 		size_t n = 0;
 		struct list *pos, *tmp;
-		list_for_each_safe(pos, tmp, &rec->rooms)
+		each_room(pos, tmp, rec)
 		{
-			struct room *r = container_of(pos, struct room, link);
-			if (r->stopping || n == g.rooms)
+			struct rec_room *rr = rr_of(pos);
+			if (room_is_stopping(rr->room) || n == g.rooms)
 				continue;
+			const struct room_stats *rs = room_stats(rr->room);
 			rooms[n++] = (struct metrics_room){
-			    .id = r->id,
-			    .label = r->label,
-			    .state = room_state_name(r->state),
-			    .live = r->state == ROOM_LIVE,
-			    .received = r->stats.received,
-			    .stored = r->stats.stored,
-			    .foreign = r->stats.foreign,
-			    .reconnects = r->stats.reconnects,
-			    .last_msg_ms = r->stats.last_msg_ms,
-			    .session_start_ms = r->session_id ? r->stats.session_start_ms : 0,
+			    .id = rr->id,
+			    .label = rr->label,
+			    .state = room_state_name(room_state(rr->room)),
+			    .live = room_state(rr->room) == ROOM_LIVE,
+			    .received = rs->received,
+			    .stored = rs->stored,
+			    .foreign = rs->foreign,
+			    .reconnects = rs->reconnects,
+			    .last_msg_ms = rs->last_msg_ms,
+			    .session_start_ms = rr->session_start_ms,
 			};
 		}
-		rc = metrics_render(&out, &g, rooms, n, rec_wall_ms());
+		rc = metrics_render(&out, &g, rooms, n, wall_ms());
 	}
 	if (rc == 0)
 		rc = metrics_write_file(rec->metrics_file, buf_head(&out), out.len);
@@ -295,12 +445,17 @@ static void on_tick(uv_timer_t *t)
 	struct rec *rec = t->data;
 	uint64_t now = uv_now(rec->loop);
 	struct list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &rec->rooms)
+	each_room(pos, tmp, rec)
 	{
-		room_tick(container_of(pos, struct room, link), now);
+		room_tick(rr_of(pos)->room, now);
 	}
 	report_storage(rec, rec->storage_trouble ? -EIO : 0);
-	rec->ticks++;
+	if (rec->store_errors > rec->store_errors_reported) {
+		log_err("storage: out of memory: %" PRIu64 " writes could not be queued (%" PRIu64
+			" in total)",
+			rec->store_errors - rec->store_errors_reported, rec->store_errors);
+		rec->store_errors_reported = rec->store_errors;
+	}
 	if (rec->notify.watchdog_usec && now >= rec->next_watchdog) {
 		rec->next_watchdog = now + rec->notify.watchdog_usec / 2000;
 		notify_send(&rec->notify, "WATCHDOG=1");
@@ -351,11 +506,17 @@ static void rec_finish(struct rec *rec)
 	rec->net = NULL;
 }
 
-void rec_room_gone(struct rec *rec, struct room *r)
+/* room_events.gone: the room closed and freed itself after room_stop. */
+static void on_room_gone(void *user_data)
 {
-	list_remove(&r->link);
+	struct rec_room *rr = user_data;
+	struct rec *rec = rr->rec;
+	rec->received_gone += room_stats(rr->room)->received;
+	rec->foreign_gone += room_stats(rr->room)->foreign;
+	list_remove(&rr->link);
 	rec->n_rooms--;
-	rec->received_gone += r->stats.received;
+	free(rr->label);
+	free(rr);
 	if (rec->stopping && rec->n_rooms == 0)
 		rec_finish(rec);
 }
@@ -365,11 +526,9 @@ static void on_stop_deadline(uv_timer_t *t)
 	struct rec *rec = t->data;
 	log_warn("stop: connections still open after %d ms; closing them", REC_STOP_DEADLINE_MS);
 	struct list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &rec->rooms)
+	each_room(pos, tmp, rec)
 	{
-		struct room *r = container_of(pos, struct room, link);
-		if (r->net)
-			net_close(r->net);
+		room_abort(rr_of(pos)->room);
 	}
 }
 
@@ -388,9 +547,9 @@ void rec_stop(struct rec *rec)
 	uv_timer_start(&rec->stop_timer, on_stop_deadline, REC_STOP_DEADLINE_MS, 0);
 	uv_unref((uv_handle_t *)&rec->stop_timer);
 	struct list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &rec->rooms)
+	each_room(pos, tmp, rec)
 	{
-		room_stop(container_of(pos, struct room, link), "shutdown");
+		room_stop(rr_of(pos)->room, "shutdown");
 	}
 }
 
@@ -424,7 +583,7 @@ static bool same_label(const char *a, const char *b)
 
 static int cmp_room(const void *a, const void *b)
 {
-	int64_t x = (*(struct room *const *)a)->id, y = (*(struct room *const *)b)->id;
+	int64_t x = (*(struct rec_room *const *)a)->id, y = (*(struct rec_room *const *)b)->id;
 	return x < y ? -1 : x > y;
 }
 
@@ -442,6 +601,31 @@ struct room_changes {
 	size_t added, removed, relabelled, kept;
 };
 
+static int add_room(struct rec *rec, int64_t id, const char *label, bool start)
+{
+	struct rec_room *rr = calloc(1, sizeof(*rr));
+	if (!rr || (label && !(rr->label = strdup(label)))) {
+		free(rr);
+		return -ENOMEM;
+	}
+	rr->rec = rec;
+	rr->id = id;
+	int rc = room_create(&rec->env, &douyu_platform, id, &room_ev, rr, &rr->room);
+	if (rc < 0) {
+		free(rr->label);
+		free(rr);
+		return rc;
+	}
+	list_insert_tail(&rec->rooms, &rr->link);
+	rec->n_rooms++;
+	rc = store_room(rec->store, id, label, (int64_t)wall_ms());
+	if (start) {
+		log_info("room %" PRId64 ": added to the configuration", id);
+		room_start(rr->room);
+	}
+	return rc;
+}
+
 /*
  * Make the recorded set equal to want[0..n) (duplicates allowed: recorded once, the first
  * label wins). Rooms not wanted any more stop with reason "removed"; wanted rooms that are not
@@ -457,11 +641,11 @@ static int set_rooms(struct rec *rec, const struct conf_room *want, size_t n, bo
 	memset(ch, 0, sizeof(*ch));
 	size_t n_cur = 0;
 	struct list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &rec->rooms)
+	each_room(pos, tmp, rec)
 	{
-		n_cur += !container_of(pos, struct room, link)->stopping;
+		n_cur += !room_is_stopping(rr_of(pos)->room);
 	}
-	struct room **cur = malloc((n_cur ? n_cur : 1) * sizeof(*cur));
+	struct rec_room **cur = malloc((n_cur ? n_cur : 1) * sizeof(*cur));
 	const struct conf_room **w = malloc((n ? n : 1) * sizeof(*w));
 	int rc = 0;
 	if (!cur || !w) {
@@ -469,18 +653,16 @@ static int set_rooms(struct rec *rec, const struct conf_room *want, size_t n, bo
 		goto out;
 	}
 	size_t k = 0;
-	list_for_each_safe(pos, tmp, &rec->rooms)
+	each_room(pos, tmp, rec)
 	{
-		struct room *r = container_of(pos, struct room, link);
-		if (!r->stopping)
-			cur[k++] = r;
+		if (!room_is_stopping(rr_of(pos)->room))
+			cur[k++] = rr_of(pos);
 	}
 	for (size_t i = 0; i < n; i++)
 		w[i] = &want[i];
 	qsort(cur, n_cur, sizeof(*cur), cmp_room);
 	qsort(w, n, sizeof(*w), cmp_conf_room);
 
-	int64_t now = (int64_t)rec_wall_ms();
 	size_t i = 0, j = 0;
 	while (i < n_cur || j < n) {
 		if (j < n && j > 0 && w[j]->id == w[j - 1]->id) {
@@ -490,32 +672,23 @@ static int set_rooms(struct rec *rec, const struct conf_room *want, size_t n, bo
 		if (j == n || (i < n_cur && cur[i]->id < w[j]->id)) {
 			if (start) /* a reload */
 				log_info("room %" PRId64 ": removed from the configuration", cur[i]->id);
-			room_stop(cur[i++], "removed");
+			room_stop(cur[i++]->room, "removed");
 			ch->removed++;
 			continue;
 		}
 		const char *label = w[j]->label && *w[j]->label ? w[j]->label : NULL;
 		if (i == n_cur || w[j]->id < cur[i]->id) {
-			struct room *r;
-			int err = room_create(rec, w[j]->id, label, &r);
-			if (err == 0) {
-				list_insert_tail(&rec->rooms, &r->link);
-				rec->n_rooms++;
-				ch->added++;
-				err = store_room(rec->store, r->id, label, now);
-				if (start) {
-					log_info("room %" PRId64 ": added to the configuration", r->id);
-					room_start(r);
-				}
-			}
+			int err = add_room(rec, w[j]->id, label, start);
 			if (err < 0)
 				rc = err;
+			else
+				ch->added++;
 			j++;
 			continue;
 		}
-		struct room *r = cur[i++];
+		struct rec_room *rr = cur[i++];
 		j++;
-		if (same_label(r->label, label)) {
+		if (same_label(rr->label, label)) {
 			ch->kept++;
 			continue;
 		}
@@ -524,11 +697,11 @@ static int set_rooms(struct rec *rec, const struct conf_room *want, size_t n, bo
 			rc = -ENOMEM;
 			continue;
 		}
-		free(r->label);
-		r->label = copy;
+		free(rr->label);
+		rr->label = copy;
 		ch->relabelled++;
 		/* The store keeps the old label when given NULL (see store_room). */
-		int err = store_room(rec->store, r->id, label, now);
+		int err = store_room(rec->store, rr->id, label, (int64_t)wall_ms());
 		if (err < 0)
 			rc = err;
 	}
@@ -594,6 +767,7 @@ static void rec_reload(struct rec *rec)
 	uint64_t now = uv_now(rec->loop);
 	if (next.heartbeat_s != rec->opt.heartbeat_s) {
 		rec->opt.heartbeat_s = next.heartbeat_s;
+		rec->env.heartbeat_ms = (uint64_t)next.heartbeat_s * 1000;
 		uint64_t tick = tick_interval_ms(rec);
 		uv_timer_start(&rec->tick_timer, on_tick, tick, tick);
 	}
@@ -642,114 +816,176 @@ static void rec_free(struct rec *rec)
 	free(rec);
 }
 
-int rec_create(uv_loop_t *loop, const struct rec_options *opt, struct rec **out)
-{
-	struct rec *rec = calloc(1, sizeof(*rec));
-	if (!rec)
-		return -ENOMEM;
-	rec->loop = loop;
-	rec->lock_fd = -1;
-	rec->opt = *opt;
-	list_init(&rec->rooms);
-	buf_init(&rec->scratch);
-	if (getrandom(&rec->rng, sizeof(rec->rng), GRND_NONBLOCK) != sizeof(rec->rng))
-		rec->rng = uv_hrtime();
-	rec->rng |= 1;
-	rec->notify.fd = -1;
-	rec->start_wall_ms = rec_wall_ms();
+/* ---- rec_create, one step at a time; each logs why it failed ---- */
 
+/* The pid holding a flock on the file (fd is ours, open on it), from /proc/locks; 0 when it
+ * cannot be told (no /proc, another pid namespace). */
+static long lock_holder(int fd)
+{
+	struct stat st;
+	FILE *f = fstat(fd, &st) == 0 ? fopen("/proc/locks", "re") : NULL;
+	if (!f)
+		return 0;
+	char line[256];
+	long pid = 0;
+	while (!pid && fgets(line, sizeof(line), f)) {
+		/* "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF" */
+		char kind[16];
+		long p;
+		unsigned maj, min;
+		unsigned long long ino;
+		if (sscanf(line, "%*[^:]: %15s %*s %*s %ld %x:%x:%llu", kind, &p, &maj, &min, &ino) ==
+			5 &&
+		    strcmp(kind, "FLOCK") == 0 && ino == (unsigned long long)st.st_ino &&
+		    maj == major(st.st_dev) && min == minor(st.st_dev) && p != (long)getpid())
+			pid = p;
+	}
+	fclose(f);
+	return pid;
+}
+
+/*
+ * One recorder per database, checked before anything else touches the file: session ids are
+ * handed out from memory and sessions left open are closed at start, both of which assume no
+ * other writer, and a second instance must not migrate the schema or add or drop the
+ * full-text index under a running one. The flock is released by the kernel however the
+ * process ends. The file is created here when missing (SQLite takes an empty file as a new
+ * database).
+ */
+static int lock_database(struct rec *rec)
+{
+	const char *path = rec->opt.db_path;
+	rec->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+	if (rec->lock_fd < 0) {
+		int err = errno;
+		log_err("database %s: cannot open for writing: %s", path,
+			err == EROFS ? "the file system is read-only" : strerror(err));
+		return -err;
+	}
+	if (flock(rec->lock_fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	int err = errno;
+	if (err != EWOULDBLOCK) {
+		log_err("database %s: cannot lock: %s", path, strerror(err));
+		return -err;
+	}
+	long pid = lock_holder(rec->lock_fd);
+	if (pid > 0)
+		log_err("database %s: database is in use by pid %ld", path, pid);
+	else
+		log_err("database %s: database is in use by another process", path);
+	return -EBUSY;
+}
+
+static int open_store(struct rec *rec)
+{
 	char err[512];
-	int rc;
-	const char *const *urls = opt->servers;
-	size_t n_urls = opt->n_servers;
+	/* busy_timeout 0: a locked database fails the flush at once (the queue is kept and
+	 * retried on the next tick) instead of blocking the loop. */
+	struct store_options so = {.max_queue_bytes = (size_t)rec->opt.max_queue_mb << 20,
+				   .busy_timeout_ms = 0,
+				   .fts = rec->opt.fts};
+	int rc = store_open(rec->opt.db_path, &so, &rec->store, err, sizeof(err));
+	if (rc < 0) {
+		log_err("database %s: %s", rec->opt.db_path, err);
+		return rc;
+	}
+	int stale = store_end_stale_sessions(rec->store, "unclean stop");
+	if (stale > 0)
+		log_notice("database %s: closed %d sessions a previous run left open "
+			   "(end_reason 'unclean stop')",
+			   rec->opt.db_path, stale);
+	else if (stale < 0)
+		log_warn("database %s: %s", rec->opt.db_path, store_last_error(rec->store));
+	return 0;
+}
+
+/* The servers (-s or the platform's defaults) and, when one of them is wss://, TLS. */
+static int open_servers(struct rec *rec)
+{
+	const char *const *urls = rec->opt.servers;
+	size_t n_urls = rec->opt.n_servers;
 	if (!urls || n_urls == 0) {
 		urls = douyu_platform.default_servers;
 		for (n_urls = 0; urls[n_urls]; n_urls++)
 			;
 	}
 	rec->servers = calloc(n_urls, sizeof(*rec->servers));
-	if (!rec->servers) {
-		rc = -ENOMEM;
-		goto fail;
-	}
+	if (!rec->servers)
+		return -ENOMEM;
+	char err[512];
 	bool need_tls = false;
 	for (size_t i = 0; i < n_urls; i++) {
-		rc = server_parse(urls[i], &rec->servers[i], err, sizeof(err));
+		int rc = server_parse(urls[i], &rec->servers[i], err, sizeof(err));
 		if (rc < 0) {
 			log_err("%s", err);
-			goto fail;
+			return rc;
 		}
 		need_tls |= rec->servers[i].scheme == SERVER_WSS;
 	}
 	rec->n_servers = n_urls;
-
-	if (need_tls) {
-		rc = tls_config_create(opt->ca_file, opt->insecure, &rec->tls, err, sizeof(err));
-		if (rc < 0) {
-			log_err("tls: %s", err);
-			goto fail;
-		}
-		if (opt->insecure)
-			log_warn("--insecure: TLS certificates and host names are NOT verified");
-	}
-
-	/* busy_timeout 0: a locked database fails the flush at once (the queue is kept and
-	 * retried on the next tick) instead of blocking the loop. */
-	struct store_options so = {.max_queue_bytes = (size_t)opt->max_queue_mb << 20,
-				   .busy_timeout_ms = 0,
-				   .fts = opt->fts};
-	rc = store_open(opt->db_path, &so, &rec->store, err, sizeof(err));
+	if (!need_tls)
+		return 0;
+	int rc = tls_config_create(rec->opt.ca_file, rec->opt.insecure, &rec->tls, err, sizeof(err));
 	if (rc < 0) {
-		log_err("database %s: %s", opt->db_path, err);
-		goto fail;
+		log_err("tls: %s", err);
+		return rc;
 	}
-	/* One recorder per database: session ids are handed out from memory, and sessions left
-	 * open are closed below, both of which assume no other writer. The flock is released by
-	 * the kernel however the process ends. */
-	rec->lock_fd = open(opt->db_path, O_RDONLY | O_CLOEXEC);
-	if (rec->lock_fd < 0 || flock(rec->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		log_err("database %s: %s", opt->db_path,
-			errno == EWOULDBLOCK ? "another danmakud is recording into it"
-					     : strerror(errno));
-		rc = -EBUSY;
-		goto fail;
-	}
-	int stale = store_end_stale_sessions(rec->store, "unclean stop");
-	if (stale > 0)
-		log_notice("database %s: closed %d sessions a previous run left open "
-			   "(end_reason 'unclean stop')",
-			   opt->db_path, stale);
-	else if (stale < 0)
-		log_warn("database %s: %s", opt->db_path, store_last_error(rec->store));
-	rc = net_ctx_create(loop, &rec->net);
+	if (rec->opt.insecure)
+		log_warn("--insecure: TLS certificates and host names are NOT verified");
+	return 0;
+}
+
+static int open_net(struct rec *rec)
+{
+	int rc = net_ctx_create(rec->loop, &rec->net);
 	if (rc < 0) {
 		log_err("dns: cannot initialise c-ares");
-		goto fail;
+		return rc;
 	}
+	rec->env = (struct room_env){
+	    .loop = rec->loop,
+	    .io = &room_net_transport,
+	    .net = rec->net,
+	    .tls = rec->tls,
+	    .insecure = rec->opt.insecure,
+	    .servers = rec->servers,
+	    .n_servers = rec->n_servers,
+	    .heartbeat_ms = (uint64_t)rec->opt.heartbeat_s * 1000,
+	    .now = env_now,
+	    .wall = env_wall,
+	    .random = env_random,
+	    .ctx = rec,
+	    .scratch = &rec->scratch,
+	};
+	return 0;
+}
 
-	struct room_changes ch;
-	rc = set_rooms(rec, opt->rooms, opt->n_rooms, false, &ch);
-	if (rc < 0)
-		goto fail;
-	if (opt->metrics_file && !(rec->metrics_file = strdup(opt->metrics_file))) {
-		rc = -ENOMEM;
-		goto fail;
-	}
+/* systemd notify, metrics file, the clocks of the periodic jobs. */
+static int open_service(struct rec *rec)
+{
+	if (rec->opt.metrics_file && !(rec->metrics_file = strdup(rec->opt.metrics_file)))
+		return -ENOMEM;
 	/* Before the tick interval is computed: a watchdog may shorten it. */
-	rc = notify_open(&rec->notify, getenv("NOTIFY_SOCKET"), getenv("WATCHDOG_USEC"),
-			 getenv("WATCHDOG_PID"));
+	int rc = notify_open(&rec->notify, getenv("NOTIFY_SOCKET"), getenv("WATCHDOG_USEC"),
+			     getenv("WATCHDOG_PID"));
 	if (rc < 0)
 		log_warn("systemd notify: NOTIFY_SOCKET unusable (%s); not notifying", strerror(-rc));
 	else if (notify_enabled(&rec->notify))
 		log_debug("systemd notify: enabled, watchdog every %" PRIu64 " ms",
 			  rec->notify.watchdog_usec / 2000);
-	uint64_t now = uv_now(loop);
+	uint64_t now = uv_now(rec->loop);
 	rec->last_stats_at = now;
-	rec->next_stats = now + (uint64_t)opt->stats_interval_s * 1000;
+	rec->next_stats = now + (uint64_t)rec->opt.stats_interval_s * 1000;
 	rec->next_status = now + REC_STATUS_EVERY_MS;
 	rec->next_metrics = now; /* first tick */
 	rec->next_watchdog = now;
+	return 0;
+}
 
+static void arm_timers_and_signals(struct rec *rec)
+{
+	uv_loop_t *loop = rec->loop;
 	uv_timer_init(loop, &rec->tick_timer);
 	uv_timer_init(loop, &rec->flush_timer);
 	uv_timer_init(loop, &rec->flush_more);
@@ -765,37 +1001,65 @@ int rec_create(uv_loop_t *loop, const struct rec_options *opt, struct rec **out)
 	uv_signal_start(&rec->sig_hup, on_signal, SIGHUP);
 	uint64_t tick = tick_interval_ms(rec);
 	uv_timer_start(&rec->tick_timer, on_tick, tick, tick);
-	uv_timer_start(&rec->flush_timer, on_flush, opt->flush_ms, opt->flush_ms);
+	uv_timer_start(&rec->flush_timer, on_flush, rec->opt.flush_ms, rec->opt.flush_ms);
+}
 
+static struct rec *rec_alloc(uv_loop_t *loop, const struct rec_options *opt)
+{
+	struct rec *rec = calloc(1, sizeof(*rec));
+	if (!rec)
+		return NULL;
+	rec->loop = loop;
+	rec->lock_fd = -1;
+	rec->opt = *opt;
+	list_init(&rec->rooms);
+	buf_init(&rec->scratch);
+	if (getrandom(&rec->rng, sizeof(rec->rng), GRND_NONBLOCK) != sizeof(rec->rng))
+		rec->rng = uv_hrtime();
+	rec->rng |= 1;
+	rec->notify.fd = -1;
+	rec->start_wall_ms = wall_ms();
+	return rec;
+}
+
+int rec_create(uv_loop_t *loop, const struct rec_options *opt, struct rec **out)
+{
+	struct rec *rec = rec_alloc(loop, opt);
+	if (!rec)
+		return -ENOMEM;
+	struct room_changes ch;
+	int rc;
+	if ((rc = lock_database(rec)) < 0 || (rc = open_servers(rec)) < 0 ||
+	    (rc = open_store(rec)) < 0 || (rc = open_net(rec)) < 0 ||
+	    (rc = set_rooms(rec, opt->rooms, opt->n_rooms, false, &ch)) < 0 ||
+	    (rc = open_service(rec)) < 0) {
+		if (rc == -ENOMEM)
+			log_err("out of memory");
+		/* Nothing was started: rooms only have an inactive timer to close. */
+		struct list *pos, *tmp;
+		each_room(pos, tmp, rec)
+		{
+			room_stop(rr_of(pos)->room, "not started");
+		}
+		if (rec->net)
+			net_ctx_close(rec->net);
+		uv_run(loop, UV_RUN_DEFAULT);
+		rec_free(rec);
+		return rc;
+	}
+	arm_timers_and_signals(rec);
 	log_info("recording %zu rooms into %s (servers: %zu, first %s, heartbeat %u s, flush %u ms)",
 		 rec->n_rooms, opt->db_path, rec->n_servers, rec->servers[0].url, opt->heartbeat_s,
 		 opt->flush_ms);
 	struct list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &rec->rooms)
+	each_room(pos, tmp, rec)
 	{
-		room_start(container_of(pos, struct room, link));
+		room_start(rr_of(pos)->room);
 	}
 	/* The store is open and every room has begun its first attempt. */
 	send_status(rec, "READY=1\n");
 	*out = rec;
 	return 0;
-
-fail:
-	/* Nothing was started: rooms have only an initialised (inactive) timer. */
-	while (!list_empty(&rec->rooms)) {
-		struct room *r = container_of(rec->rooms.next, struct room, link);
-		list_remove(&r->link);
-		uv_close((uv_handle_t *)&r->backoff, NULL);
-		uv_run(loop, UV_RUN_NOWAIT);
-		free(r->label);
-		free(r);
-	}
-	if (rec->net) {
-		net_ctx_close(rec->net);
-		uv_run(loop, UV_RUN_DEFAULT);
-	}
-	rec_free(rec);
-	return rc;
 }
 
 int rec_destroy(struct rec *rec)

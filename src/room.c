@@ -1,10 +1,12 @@
 /*
  * room: one room's connection state machine. Each attempt stacks optional layers over one
- * byte stream: TCP (net), then TLS for wss://, then a websocket for wss:// and ws://, and
- * the platform's packet stream on top. Inbound bytes climb the stack in on_net_read();
- * outbound packets go down through send_plain() -> send_transport(). A failure anywhere
- * calls room_fail(), which only records the reason and starts net_close(): the layers are
- * freed in on_net_closed(), where the session row is closed and the reconnect scheduled.
+ * byte stream: TCP (the env's transport), then TLS for wss://, then a websocket for wss://
+ * and ws://, and the platform's packet stream on top. Inbound bytes climb the stack in
+ * on_net_read(); outbound packets go down through send_plain() -> send_transport(), and TLS
+ * records are written to the socket once per entry point (flush_out), not once per frame.
+ * A failure anywhere calls room_fail(), which only records the reason and starts closing the
+ * transport: the layers are freed in on_net_closed(), where the session ends and the
+ * reconnect is scheduled. The room reports to its owner only through struct room_events.
  */
 #include "room.h"
 
@@ -19,12 +21,10 @@
 #include "log.h"
 #include "net.h"
 #include "platform.h"
-#include "rec.h"
-#include "store.h"
 #include "tls.h"
 #include "ws.h"
 
-#define ROOM_CONNECT_TIMEOUT_MS 10000
+#define ROOM_ADDR_TIMEOUT_MS 10000 /* per address of a host */
 #define ROOM_HANDSHAKE_TIMEOUT_MS 30000
 #define ROOM_BACKOFF_BASE_MS 1000
 #define ROOM_BACKOFF_CAP_MS 60000
@@ -35,9 +35,7 @@ const char *room_state_name(enum room_state s)
 	switch (s) {
 	case ROOM_IDLE:
 		return "idle";
-	case ROOM_RESOLVING:
-		return "resolving";
-	case ROOM_CONNECTING:
+	case ROOM_CONNECTING: /* resolving the host, then connecting to one of its addresses */
 		return "connecting";
 	case ROOM_TLS_HANDSHAKE:
 		return "tls";
@@ -133,6 +131,43 @@ int server_parse(const char *url, struct server *out, char *err, size_t errlen)
 	return 0;
 }
 
+struct room {
+	const struct room_env *env;
+	const struct platform *platform;
+	const struct room_events *ev;
+	void *user_data;
+	int64_t id;
+	enum room_state state;
+	bool stopping;     /* stop requested: no reconnect, free after close */
+	bool paused;       /* backpressure: reads stay stopped while live */
+	bool session_open; /* session_began was reported for the current attempt */
+
+	/* the current attempt */
+	struct net *net;
+	struct tls *tls;
+	struct ws *ws;
+	struct platform_session *ps;
+	const struct server *server;
+	size_t server_idx;
+	unsigned addr_start;     /* first address to try; advances every attempt */
+	int64_t session_id;      /* 0 until connected (or when no id could be given) */
+	int64_t session_msgs;
+	uint64_t attempt_start;  /* env->now() */
+	uint64_t connected_at;
+	uint64_t last_rx;        /* the last complete platform packet, or join/resume */
+	uint64_t next_heartbeat;
+	char reason[160];        /* why the attempt is ending */
+
+	unsigned failures;       /* consecutive short-lived attempts */
+	uv_timer_t backoff;
+	struct room_stats stats;
+};
+
+static uint64_t now_ms(const struct room *r)
+{
+	return r->env->now(r->env->ctx);
+}
+
 static void room_set_state(struct room *r, enum room_state s)
 {
 	if (r->state == s)
@@ -142,27 +177,70 @@ static void room_set_state(struct room *r, enum room_state s)
 	r->state = s;
 }
 
+static bool room_is_closing(const struct room *r)
+{
+	return r->state == ROOM_CLOSING;
+}
+
+/*
+ * End the current attempt with a reason and start closing the transport. Only records the
+ * reason: the layers are freed in on_net_closed, so a caller deep in a parser must check
+ * room_is_closing() after anything that can fail the room.
+ */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void room_fail(struct room *r, const char *fmt, ...)
+{
+	if (r->state == ROOM_CLOSING || !r->net)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
+	va_end(ap);
+	if (r->stopping)
+		log_debug("room %" PRId64 ": closing: %s", r->id, r->reason);
+	else if (r->state == ROOM_LIVE)
+		log_warn("room %" PRId64 ": connection lost: %s", r->id, r->reason);
+	else
+		log_warn("room %" PRId64 ": %s (%s): %s", r->id, r->server->url,
+			 room_state_name(r->state), r->reason);
+	room_set_state(r, ROOM_CLOSING);
+	r->env->io->close(r->net);
+}
+
 /* ---- sending: platform packets -> [ws] -> [tls] -> tcp ---- */
 
-static int flush_tls(struct room *r)
+static void write_failed(struct room *r, int rc)
 {
+	if (rc == UV_ENOBUFS)
+		room_fail(r, "write queue full");
+	else
+		room_fail(r, "write: %s", uv_strerror(rc));
+}
+
+/* Hand the TLS records made since the last flush to the socket in one write. */
+static void flush_out(struct room *r)
+{
+	if (!r->tls || room_is_closing(r))
+		return;
 	struct buf *o = tls_pending_out(r->tls);
 	if (o->len == 0)
-		return 0;
-	int rc = net_write(r->net, buf_head(o), o->len);
+		return;
+	int rc = r->env->io->write(r->net, buf_head(o), o->len);
 	buf_clear(o);
-	return rc;
+	if (rc < 0)
+		write_failed(r, rc);
 }
 
 static int send_transport(struct room *r, const uint8_t *data, size_t len)
 {
-	if (r->tls) {
-		int rc = tls_write(r->tls, data, len);
-		if (rc < 0)
-			return rc;
-		return flush_tls(r);
-	}
-	return net_write(r->net, data, len);
+	if (r->tls)
+		return tls_write(r->tls, data, len); /* sent by flush_out */
+	int rc = r->env->io->write(r->net, data, len);
+	if (rc < 0)
+		write_failed(r, rc);
+	return rc;
 }
 
 static int ws_send_cb(void *user_data, const uint8_t *data, size_t len)
@@ -179,18 +257,17 @@ static int send_plain(struct room *r, const uint8_t *data, size_t len)
 	return send_transport(r, data, len);
 }
 
-/* Send whatever the platform queued in the recorder's scratch buffer. */
+/* Send whatever the platform queued in the shared scratch buffer, then flush. */
 static void send_scratch(struct room *r)
 {
-	struct buf *out = &r->rec->scratch;
-	if (out->len == 0 || room_is_closing(r)) {
-		buf_clear(out);
-		return;
+	struct buf *out = r->env->scratch;
+	if (out->len > 0 && !room_is_closing(r)) {
+		int rc = send_plain(r, buf_head(out), out->len);
+		if (rc < 0 && !room_is_closing(r))
+			room_fail(r, "send: %s", rc == -ENOMEM ? "out of memory" : uv_strerror(rc));
 	}
-	int rc = send_plain(r, buf_head(out), out->len);
 	buf_clear(out);
-	if (rc < 0)
-		room_fail(r, "send: %s", uv_strerror(rc));
+	flush_out(r);
 }
 
 /* ---- platform events ---- */
@@ -199,11 +276,13 @@ static void on_joined(void *user_data)
 {
 	struct room *r = user_data;
 	room_set_state(r, ROOM_LIVE);
-	uint64_t now = uv_now(r->rec->loop);
-	r->next_heartbeat = now + (uint64_t)r->rec->opt.heartbeat_s * 1000;
-	store_session_joined(r->rec->store, r->session_id, (int64_t)rec_wall_ms());
+	uint64_t now = now_ms(r);
+	r->last_rx = now;
+	r->next_heartbeat = now + r->env->heartbeat_ms;
 	log_info("room %" PRId64 ": joined via %s (%s), session %" PRId64, r->id, r->server->url,
-		 net_peer(r->net), r->session_id);
+		 r->env->io->peer(r->net), r->session_id);
+	if (r->session_open)
+		r->ev->session_joined(r->user_data, r->session_id);
 }
 
 static void on_record(void *user_data, const struct record *rec)
@@ -216,9 +295,11 @@ static void on_record(void *user_data, const struct record *rec)
 		log_debug("room %" PRId64 ": %s: %zu invalid UTF-8 sequence(s) replaced by U+FFFD",
 			  r->id, rec->type, rec->replaced_utf8);
 	}
-	if (store_append(r->rec->store, rec) == 0) {
+	if (r->ev->record(r->user_data, rec) == 0) {
 		r->stats.stored++;
 		r->session_msgs++;
+	} else {
+		r->stats.not_stored++;
 	}
 }
 
@@ -226,26 +307,21 @@ static void on_foreign(void *user_data, const char *type)
 {
 	struct room *r = user_data;
 	r->stats.foreign++;
-	r->rec->foreign_total++;
 	log_debug("room %" PRId64 ": not stored: %s of another room", r->id, type);
 }
 
 /*
- * type@=error: the record is stored (the platform hands it over right after this), and the
- * connection ends here with the code as its reason: after an error Douyu's server neither
- * recovers the session nor always closes it (douyu-protocol.md §4.5), and waiting for the
- * heartbeat timeout would lose 2x the heartbeat interval. A room that keeps getting errors
- * (204: wrong room id) backs off like any failing connection.
+ * The server reported an error. The record is stored (the platform hands it over right after
+ * this), and the connection ends here with the code as its reason: after an error Douyu's
+ * server neither recovers the session nor always closes it (douyu-protocol.md §4.5), and
+ * waiting for the heartbeat timeout would lose 2x the heartbeat interval. A room that keeps
+ * getting errors backs off like any failing connection. The platform words the meaning.
  */
 static void on_server_error(void *user_data, int64_t code, const char *text)
 {
 	struct room *r = user_data;
-	(void)text;
-	const char *meaning = code == 51    ? " (data transfer error)"
-			      : code == 52  ? " (server closed)"
-			      : code == 204 ? " (room id wrong)"
-					    : "";
-	room_fail(r, "server error %" PRId64 "%s", code, meaning);
+	room_fail(r, "server error %" PRId64 "%s%s%s", code, text && *text ? " (" : "",
+		  text && *text ? text : "", text && *text ? ")" : "");
 }
 
 static void on_skipped(void *user_data, uint64_t n, const char *why)
@@ -268,16 +344,25 @@ static const struct platform_events platform_ev = {
 
 static int deliver_stream(struct room *r, const uint8_t *data, size_t len)
 {
-	int rc = r->platform->feed(r->ps, (int64_t)rec_wall_ms(), r->session_id, data, len,
-				   &r->rec->scratch);
-	if (rc < 0 && !room_is_closing(r))
-		room_fail(r, "protocol: %s", rc == -EPROTO ? "bad packet framing" : strerror(-rc));
-	return rc;
+	int rc = r->platform->feed(r->ps, (int64_t)r->env->wall(r->env->ctx), r->session_id, data, len,
+				   r->env->scratch);
+	if (rc < 0) {
+		if (!room_is_closing(r))
+			room_fail(r, "protocol: %s",
+				  rc == -EPROTO ? "bad packet framing" : strerror(-rc));
+		return rc;
+	}
+	/* Liveness is a complete packet, never raw bytes or websocket pings: a server that
+	 * trickles bytes or only pings is not recording anything. */
+	if (rc > 0 && !room_is_closing(r))
+		r->last_rx = now_ms(r);
+	return 0;
 }
 
 static int ws_message_cb(void *user_data, const uint8_t *data, size_t len, bool binary)
 {
 	struct room *r = user_data;
+	(void)binary;
 	if (room_is_closing(r))
 		return -ECANCELED;
 	return deliver_stream(r, data, len) < 0 ? -ECANCELED : 0;
@@ -291,8 +376,9 @@ static const struct ws_callbacks ws_cb = {
 static void send_hello(struct room *r)
 {
 	room_set_state(r, ROOM_JOINING);
-	int rc = r->platform->hello(r->ps, &r->rec->scratch);
+	int rc = r->platform->hello(r->ps, r->env->scratch);
 	if (rc < 0) {
+		buf_clear(r->env->scratch);
 		room_fail(r, "login: %s", strerror(-rc));
 		return;
 	}
@@ -350,11 +436,8 @@ static void tls_progress(struct room *r)
 {
 	if (r->state == ROOM_TLS_HANDSHAKE) {
 		int rc = tls_handshake(r->tls);
-		if (flush_tls(r) < 0 && !room_is_closing(r)) {
-			room_fail(r, "tls: write failed");
-			return;
-		}
-		if (rc == -EAGAIN)
+		flush_out(r);
+		if (room_is_closing(r) || rc == -EAGAIN)
 			return;
 		if (rc < 0) {
 			room_fail(r, "tls: %s", tls_last_error(r->tls));
@@ -383,8 +466,6 @@ static void tls_progress(struct room *r)
 		if (room_is_closing(r))
 			return;
 	}
-	/* Reading may have produced records to send (renegotiation refusals, alerts). */
-	flush_tls(r);
 }
 
 static void on_net_read(struct net *n, const uint8_t *data, size_t len, void *user_data)
@@ -392,7 +473,6 @@ static void on_net_read(struct net *n, const uint8_t *data, size_t len, void *us
 	struct room *r = user_data;
 	if (room_is_closing(r))
 		return;
-	r->last_rx = uv_now(r->rec->loop);
 	if (r->tls) {
 		if (tls_feed(r->tls, data, len) < 0) {
 			room_fail(r, "tls: out of memory");
@@ -402,44 +482,44 @@ static void on_net_read(struct net *n, const uint8_t *data, size_t len, void *us
 	} else {
 		deliver_plain(r, data, len);
 	}
-	if (!room_is_closing(r))
-		send_scratch(r);
-	else
-		buf_clear(&r->rec->scratch);
-	if (!r->rec->reads_paused)
-		rec_backpressure(r->rec);
-	else if (r->state == ROOM_LIVE && r->net)
-		net_pause(r->net); /* joined while reads were paused */
+	/* Replies the platform queued (joingroup), pongs and TLS records: one write. */
+	send_scratch(r);
+	if (r->paused && r->state == ROOM_LIVE && r->net)
+		r->env->io->pause(r->net); /* joined while reads were paused */
 }
 
 static void on_net_connected(struct net *n, void *user_data)
 {
 	struct room *r = user_data;
-	struct rec *rec = r->rec;
-	uint64_t now = uv_now(rec->loop);
-	r->last_rx = now;
-	r->stats.session_start_ms = rec_wall_ms();
+	const struct room_env *env = r->env;
+	r->connected_at = now_ms(r);
+	r->last_rx = r->connected_at;
 	r->session_msgs = 0;
-	int64_t sid = store_session_begin(rec->store, r->id, r->server->url,
-					  (int64_t)r->stats.session_start_ms);
+	const char *peer = env->io->peer(n);
+	int64_t sid = r->ev->session_began(r->user_data, r->server->url, peer);
 	r->session_id = sid > 0 ? sid : 0;
-	log_info("room %" PRId64 ": connected to %s (%s)", r->id, r->server->url, net_peer(n));
+	r->session_open = true;
+	log_info("room %" PRId64 ": connected to %s (%s)", r->id, r->server->url, peer);
 	int rc = r->platform->session_create(r->id, &platform_ev, r, &r->ps);
 	if (rc < 0) {
 		room_fail(r, "out of memory");
 		return;
 	}
-	if (r->server->scheme == SERVER_WSS) {
-		rc = tls_create(rec->tls, r->server->host, &r->tls);
-		if (rc < 0) {
-			room_fail(r, "tls: %s", strerror(-rc));
-			return;
-		}
-		room_set_state(r, ROOM_TLS_HANDSHAKE);
-		tls_progress(r);
-	} else {
+	if (r->server->scheme != SERVER_WSS) {
 		on_transport_ready(r);
+		return;
 	}
+	if (env->insecure)
+		log_warn("room %" PRId64 ": %s: TLS certificate and host name NOT verified "
+			 "(--insecure)",
+			 r->id, r->server->url);
+	rc = env->tls ? tls_create(env->tls, r->server->host, &r->tls) : -EINVAL;
+	if (rc < 0) {
+		room_fail(r, "tls: %s", strerror(-rc));
+		return;
+	}
+	room_set_state(r, ROOM_TLS_HANDSHAKE);
+	tls_progress(r);
 }
 
 static void on_net_error(struct net *n, int err, const char *what, void *user_data)
@@ -456,16 +536,14 @@ static void on_net_error(struct net *n, int err, const char *what, void *user_da
 }
 
 static void schedule_reconnect(struct room *r);
-static void on_room_timer_closed(uv_handle_t *h);
+static void on_backoff_closed(uv_handle_t *h);
 
 static void on_net_closed(struct net *n, void *user_data)
 {
 	struct room *r = user_data;
-	struct rec *rec = r->rec;
-	uint64_t lived = r->session_id ? rec_wall_ms() - r->stats.session_start_ms : 0;
-	if (r->session_id) {
-		store_session_end(rec->store, r->session_id, (int64_t)rec_wall_ms(), r->reason);
-	}
+	uint64_t lived = r->session_open ? now_ms(r) - r->connected_at : 0;
+	if (r->session_open)
+		r->ev->session_ended(r->user_data, r->session_id, r->reason);
 	tls_destroy(r->tls);
 	ws_destroy(r->ws);
 	if (r->ps)
@@ -476,6 +554,7 @@ static void on_net_closed(struct net *n, void *user_data)
 	r->net = NULL;
 	int64_t sid = r->session_id;
 	r->session_id = 0;
+	r->session_open = false;
 	if (r->stopping) {
 		/* The accounting line: what this process received and queued for the room. */
 		log_info("room %" PRId64 ": stopped (%s), session %" PRId64 ", %" PRId64
@@ -483,7 +562,7 @@ static void on_net_closed(struct net *n, void *user_data)
 			 r->id, r->reason, sid, r->session_msgs, r->stats.received,
 			 r->stats.stored);
 		room_set_state(r, ROOM_IDLE);
-		uv_close((uv_handle_t *)&r->backoff, on_room_timer_closed);
+		uv_close((uv_handle_t *)&r->backoff, on_backoff_closed);
 		return;
 	}
 	if (lived >= ROOM_STABLE_MS)
@@ -502,15 +581,16 @@ static const struct net_callbacks net_cb = {
 
 static void attempt(struct room *r)
 {
-	struct rec *rec = r->rec;
-	r->server = &rec->servers[r->server_idx % rec->n_servers];
+	const struct room_env *env = r->env;
+	r->server = &env->servers[r->server_idx % env->n_servers];
 	r->server_idx++;
 	r->reason[0] = '\0';
-	r->attempt_start = uv_now(rec->loop);
-	r->last_rx = r->attempt_start;
-	room_set_state(r, ROOM_RESOLVING);
-	int rc = net_connect(rec->net, r->server->host, r->server->port, ROOM_CONNECT_TIMEOUT_MS,
-			     &net_cb, r, &r->net);
+	r->attempt_start = now_ms(r);
+	room_set_state(r, ROOM_CONNECTING);
+	/* Each attempt begins at the next address of the host: a dead first address costs one
+	 * address timeout per attempt, not every attempt. */
+	int rc = env->io->connect(env->net, r->server->host, r->server->port, ROOM_ADDR_TIMEOUT_MS,
+				  r->addr_start++, &net_cb, r, &r->net);
 	if (rc < 0) {
 		r->net = NULL;
 		snprintf(r->reason, sizeof(r->reason), "connect: %s", strerror(-rc));
@@ -535,7 +615,7 @@ static void schedule_reconnect(struct room *r)
 	uint64_t ceil = (uint64_t)ROOM_BACKOFF_BASE_MS << f;
 	if (ceil > ROOM_BACKOFF_CAP_MS)
 		ceil = ROOM_BACKOFF_CAP_MS;
-	uint64_t delay = rec_random(r->rec) % (ceil + 1);
+	uint64_t delay = r->env->random(r->env->ctx) % (ceil + 1);
 	if (delay < 100)
 		delay = 100; /* never a hot loop, even with an unlucky draw */
 	r->failures++;
@@ -546,24 +626,19 @@ static void schedule_reconnect(struct room *r)
 	uv_timer_start(&r->backoff, on_backoff, delay, 0);
 }
 
-int room_create(struct rec *rec, int64_t id, const char *label, struct room **out)
+int room_create(const struct room_env *env, const struct platform *platform, int64_t id,
+		const struct room_events *ev, void *user_data, struct room **out)
 {
 	struct room *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	if (label && *label) {
-		r->label = strdup(label);
-		if (!r->label) {
-			free(r);
-			return -ENOMEM;
-		}
-	}
-	r->rec = rec;
-	r->platform = &douyu_platform;
+	r->env = env;
+	r->platform = platform;
+	r->ev = ev;
+	r->user_data = user_data;
 	r->id = id;
 	r->state = ROOM_IDLE;
-	list_init(&r->link);
-	uv_timer_init(rec->loop, &r->backoff);
+	uv_timer_init(env->loop, &r->backoff);
 	r->backoff.data = r;
 	*out = r;
 	return 0;
@@ -576,43 +651,28 @@ void room_start(struct room *r)
 	attempt(r);
 }
 
-void room_fail(struct room *r, const char *fmt, ...)
-{
-	if (r->state == ROOM_CLOSING || !r->net)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
-	va_end(ap);
-	if (r->stopping)
-		log_debug("room %" PRId64 ": closing: %s", r->id, r->reason);
-	else if (r->state == ROOM_LIVE)
-		log_warn("room %" PRId64 ": connection lost: %s", r->id, r->reason);
-	else
-		log_warn("room %" PRId64 ": %s (%s): %s", r->id, r->server->url,
-			 room_state_name(r->state), r->reason);
-	room_set_state(r, ROOM_CLOSING);
-	net_close(r->net);
-}
-
 void room_tick(struct room *r, uint64_t now)
 {
-	uint64_t hb = (uint64_t)r->rec->opt.heartbeat_s * 1000;
+	uint64_t hb = r->env->heartbeat_ms;
 	switch (r->state) {
-	case ROOM_RESOLVING:
 	case ROOM_CONNECTING:
+		/* The transport times out each address itself; this only catches a transport
+		 * that never answers at all. */
+		if (now - r->attempt_start > 6 * (uint64_t)ROOM_ADDR_TIMEOUT_MS)
+			room_fail(r, "connect timeout");
+		return;
 	case ROOM_TLS_HANDSHAKE:
 	case ROOM_WS_UPGRADE:
 	case ROOM_JOINING: {
 		uint64_t limit = 2 * hb < ROOM_HANDSHAKE_TIMEOUT_MS ? 2 * hb : ROOM_HANDSHAKE_TIMEOUT_MS;
 		if (limit < 2000)
 			limit = 2000;
-		if (now - r->attempt_start > limit)
+		if (now - r->connected_at > limit)
 			room_fail(r, "%s timeout", room_state_name(r->state));
 		return;
 	}
 	case ROOM_LIVE:
-		if (r->rec->reads_paused)
+		if (r->paused)
 			r->last_rx = now; /* we are not reading: silence proves nothing */
 		else if (now - r->last_rx > 2 * hb) {
 			room_fail(r, "heartbeat timeout");
@@ -620,8 +680,10 @@ void room_tick(struct room *r, uint64_t now)
 		}
 		if (now >= r->next_heartbeat) {
 			r->next_heartbeat = now + hb;
-			if (r->platform->heartbeat(r->ps, &r->rec->scratch) == 0)
+			if (r->platform->heartbeat(r->ps, r->env->scratch) == 0)
 				send_scratch(r);
+			else
+				buf_clear(r->env->scratch);
 		}
 		return;
 	case ROOM_IDLE:
@@ -631,12 +693,10 @@ void room_tick(struct room *r, uint64_t now)
 	}
 }
 
-static void on_room_timer_closed(uv_handle_t *h)
+static void on_backoff_closed(uv_handle_t *h)
 {
 	struct room *r = h->data;
-	struct rec *rec = r->rec;
-	free(r->label);
-	rec_room_gone(rec, r);
+	r->ev->gone(r->user_data);
 	free(r);
 }
 
@@ -650,34 +710,103 @@ void room_stop(struct room *r, const char *reason)
 	case ROOM_IDLE:
 	case ROOM_BACKOFF:
 		room_set_state(r, ROOM_IDLE);
-		uv_close((uv_handle_t *)&r->backoff, on_room_timer_closed);
+		uv_close((uv_handle_t *)&r->backoff, on_backoff_closed);
 		return;
 	case ROOM_CLOSING:
 		return; /* on_net_closed sees stopping and frees the room */
 	case ROOM_JOINING:
 	case ROOM_LIVE:
 		/* Say goodbye through every layer, then let the writes drain before closing. */
-		if (r->platform->goodbye(r->ps, &r->rec->scratch) == 0)
+		if (r->platform->goodbye(r->ps, r->env->scratch) == 0)
 			send_scratch(r);
+		else
+			buf_clear(r->env->scratch);
 		if (r->ws && !room_is_closing(r))
 			ws_close(r->ws, 1000);
 		if (r->tls && !room_is_closing(r)) {
 			tls_close_notify(r->tls);
-			flush_tls(r);
+			flush_out(r);
 		}
 		if (room_is_closing(r))
 			return;
 		snprintf(r->reason, sizeof(r->reason), "%s", reason);
 		room_set_state(r, ROOM_CLOSING);
-		net_shutdown(r->net);
+		r->env->io->shutdown(r->net);
 		return;
-	case ROOM_RESOLVING:
 	case ROOM_CONNECTING:
 	case ROOM_TLS_HANDSHAKE:
 	case ROOM_WS_UPGRADE:
 		snprintf(r->reason, sizeof(r->reason), "%s", reason);
 		room_set_state(r, ROOM_CLOSING);
-		net_close(r->net);
+		r->env->io->close(r->net);
 		return;
 	}
 }
+
+void room_abort(struct room *r)
+{
+	if (r->net)
+		r->env->io->close(r->net);
+}
+
+void room_pause(struct room *r)
+{
+	if (r->paused)
+		return;
+	r->paused = true;
+	/* A connection still handshaking keeps reading; it pauses once it has joined. */
+	if (r->net && r->state == ROOM_LIVE)
+		r->env->io->pause(r->net);
+}
+
+void room_resume(struct room *r)
+{
+	if (!r->paused)
+		return;
+	r->paused = false;
+	if (r->net && !room_is_closing(r)) {
+		/* Silence while paused was ours, not the server's. */
+		r->last_rx = now_ms(r);
+		r->env->io->resume(r->net);
+	}
+}
+
+int64_t room_id(const struct room *r)
+{
+	return r->id;
+}
+
+enum room_state room_state(const struct room *r)
+{
+	return r->state;
+}
+
+bool room_is_stopping(const struct room *r)
+{
+	return r->stopping;
+}
+
+const struct room_stats *room_stats(const struct room *r)
+{
+	return &r->stats;
+}
+
+/* ---- the production transport: net.c ---- */
+
+static int net_connect_at(struct net_ctx *ctx, const char *host, uint16_t port,
+			  uint64_t addr_timeout_ms, unsigned start, const struct net_callbacks *cb,
+			  void *user_data, struct net **out)
+{
+	(void)start;
+	return net_connect(ctx, host, port, addr_timeout_ms, cb, user_data, out);
+}
+
+const struct room_transport room_net_transport = {
+	.connect = net_connect_at,
+	.write = net_write,
+	.pause = net_pause,
+	.resume = net_resume,
+	.shutdown = net_shutdown,
+	.close = net_close,
+	.peer = net_peer,
+};

@@ -79,7 +79,7 @@ def body(h):
     # One recorder per database: a second one is refused (exit 1) and the first goes on.
     rc, out, err = h.run_danmakud(['-d', d.db, '-s', 'ws://127.0.0.1:1/', '9999'], timeout=10)
     ck.eq(rc, 1, 'a second danmakud on the same database exits 1')
-    ck.check('another danmakud is recording' in err, 'and says why', err[-500:])
+    ck.check('database is in use by pid %d' % d.pid in err, 'and names the pid that holds it', err[-500:])
     ck.check(d.alive(), 'the first recorder keeps running')
     # SIGINT is a clean stop too.
     harness.wait_db(d.db, "SELECT count(*) FROM messages WHERE type='chatmsg'", lambda rs: rs and rs[0][0] == 147, 20)

@@ -19,7 +19,8 @@
   with its code, stored, and ends the connection; the room reconnects.
 A DNS *timeout* (a resolver that never answers) is not reproduced here: c-ares
 reads its servers from /etc/resolv.conf, which a test cannot redirect; the
-same stalled-step timer that ends 'tls timeout' ends 'resolving timeout'.
+room's own safety timer ends a transport that never answers with 'connect timeout'
+(tests/unit/test_room.c).
 """
 
 import re
