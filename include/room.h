@@ -27,6 +27,7 @@
 #include "buf.h"
 #include "net.h"
 #include "record.h"
+#include "server.h"
 
 struct platform;
 struct tls_config;
@@ -44,21 +45,6 @@ enum room_state {
 };
 
 const char *room_state_name(enum room_state s);
-
-enum server_scheme { SERVER_WSS, SERVER_WS, SERVER_TCP };
-
-struct server {
-	enum server_scheme scheme;
-	uint16_t port;
-	char host[256];      /* without brackets */
-	char path[256];      /* "/" by default (websocket only) */
-	char host_header[272];
-	char url[600];       /* as given, normalised; goes into sessions.server */
-};
-
-/* Parse wss://host[:port][/path], ws://..., tcp://host:port. IPv6 literals in brackets.
- * Returns 0 or -EINVAL with a reason in err. */
-int server_parse(const char *url, struct server *out, char *err, size_t errlen);
 
 /* The transport under the room: net.c's functions in production (room_net_transport). */
 struct room_transport {

@@ -19,7 +19,7 @@
 #include "export.h"
 #include "log.h"
 #include "rec.h"
-#include "room.h"
+#include "server.h"
 
 #ifndef DANMAKUD_VERSION
 #define DANMAKUD_VERSION "0.1.0"
