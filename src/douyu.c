@@ -501,6 +501,9 @@ static int on_packet(void *user_data, const char *body, size_t len)
 		int64_t code;
 		if (!parse_i64(stt_get(&s->stt, "code"), &code))
 			code = -1;
+		/* code@=0 is the server saying "no error": keep it, keep the connection. */
+		if (code == 0)
+			return store(s);
 		/* The meanings douyu-protocol.md §4.5 gives; "" for the rest. */
 		const char *text = code == 51    ? "data transfer error"
 				   : code == 52  ? "server closed"

@@ -115,7 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct buf out;
 	buf_init(&out);
 	int rc_split = 0, rc_plat = 0;
-	size_t off = 0, i = 0;
+	size_t off = 0, i = 0, plat_packets = 0;
 	while (off < len && rc_split == 0) {
 		size_t n = k ? pieces[i++ % k] : len;
 		if (n == 0)
@@ -123,12 +123,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (n > len - off)
 			n = len - off;
 		rc_split = douyu_reader_feed(&r, stream + off, n, on_packet, &split);
-		if (rc_plat == 0)
+		if (rc_plat >= 0) {
+			/* feed returns how many packets the bytes completed, or an error. */
 			rc_plat = douyu_platform.feed(ps, 1, 2, stream + off, n, &out);
+			if (rc_plat >= 0)
+				plat_packets += (size_t)rc_plat;
+		}
 		check(r.pending.len <= DOUYU_MAX_LEN + 4);
 		off += n;
 	}
-	check(rc_split == rc_whole && rc_plat == rc_whole);
+	check(rc_split == rc_whole && (rc_plat < 0 ? rc_plat : 0) == rc_whole);
+	check(rc_whole < 0 || plat_packets == whole.n);
 	check(split.n == whole.n && r.skipped == skipped);
 	for (size_t j = 0; j < whole.n && j < MAX_SEEN; j++)
 		check(split.hash[j] == whole.hash[j]);

@@ -938,6 +938,15 @@ static void test_platform_capture(void)
 	ASSERT_EQ(k.recs[before].ts, 7);
 	ASSERT_EQ(k.recs[before].session_id, 8);
 
+	/* code@=0 is "no error": stored, not reported, the connection goes on. */
+	buf_clear(&in);
+	douyu_pack(&in, DOUYU_TYPE_S2C, "type@=error/code@=0/", 20);
+	ASSERT_EQ(douyu_platform.feed(ps, 7, 8, buf_head(&in), in.len, &out), 1);
+	ASSERT_EQ(k.errors, 1);
+	ASSERT_EQ(k.n, before + 2);
+	ASSERT_STR_EQ(k.recs[before + 1].type, "error");
+	before++;
+
 	/* Skipped packets: a bad one from the reader and one with too many pairs. */
 	buf_clear(&in);
 	douyu_pack(&in, DOUYU_TYPE_C2S, "type@=x/", 8);
