@@ -10,6 +10,8 @@
 #include <stdint.h>
 
 #define CONF_MAX_SERVERS 64
+/* Room ids are JSON-safe integers: 1 .. 2^53. */
+#define CONF_MAX_ROOM_ID (INT64_C(1) << 53)
 
 struct conf_room {
 	int64_t id;

@@ -43,9 +43,6 @@ uint32_t export_douyu_color(const char *col);
  */
 int export_xml_escape(struct buf *b, const char *s, size_t n, bool attr);
 
-/* Append s[0..n) to b as a JSON string with its quotes; bytes that are not UTF-8 become
- * U+FFFD. Returns 0 or -ENOMEM. */
-int export_json_string(struct buf *b, const char *s, size_t n);
 
 /* One message as the exporters see it (NULL strings and has_* false mean SQL NULL). */
 struct export_row {

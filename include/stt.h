@@ -55,16 +55,6 @@ const char *stt_get(const struct stt *s, const char *key);
  */
 int stt_to_json(const struct stt *s, struct buf *out, size_t *replaced);
 
-/* Length of the longest prefix of p[0..n) that is valid UTF-8 (n when all of it is). */
-size_t stt_utf8_valid_prefix(const char *p, size_t n);
-
-/*
- * Append p[0..n) to out as valid UTF-8, repaired exactly as stt_to_json repairs values
- * (CESU-8 pairs joined, other invalid sequences -> U+FFFD, counted in *replaced, which may be
- * NULL) but without any escaping. Returns 0 or -ENOMEM.
- */
-int stt_utf8_repair(struct buf *out, const char *p, size_t n, size_t *replaced);
-
 /* Escape src (@ -> @A, / -> @S) and append it to out. Returns 0 or -ENOMEM. */
 int stt_escape(struct buf *out, const char *src, size_t len);
 

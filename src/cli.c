@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf.h"
+#include "text.h"
+
 const char cli_usage[] =
 	"Usage: danmakud [OPTIONS] [ROOM_ID...]\n"
 	"Record the live chat of Douyu rooms into an SQLite database until stopped.\n"
@@ -51,18 +54,6 @@ static const struct option long_opts[] = {
 	{NULL, 0, NULL, 0},
 };
 
-static int parse_int(const char *s, long long min, long long max, long long *out)
-{
-	if (!*s)
-		return -EINVAL;
-	char *end;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
 
 int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t errlen)
 {
@@ -72,7 +63,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t errle
 	opterr = 0;
 	optind = 1;
 	int c;
-	long long v;
+	int64_t v;
 	while ((c = getopt_long(argc, argv, ":c:d:s:vqVh", long_opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
@@ -96,14 +87,14 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t errle
 			o->insecure = true;
 			break;
 		case OPT_FLUSH_MS:
-			if (parse_int(optarg, 10, 60000, &v) < 0) {
+			if (!text_int_str(optarg, 10, 60000, &v)) {
 				snprintf(err, errlen, "--flush-ms: expected 10..60000, got '%s'", optarg);
 				return -EINVAL;
 			}
 			o->flush_ms = (int)v;
 			break;
 		case OPT_HEARTBEAT_S:
-			if (parse_int(optarg, 1, 3600, &v) < 0) {
+			if (!text_int_str(optarg, 1, 3600, &v)) {
 				snprintf(err, errlen, "--heartbeat-s: expected 1..3600, got '%s'",
 					 optarg);
 				return -EINVAL;
@@ -146,7 +137,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t errle
 		}
 	}
 	for (int i = optind; i < argc; i++) {
-		if (parse_int(argv[i], 1, (1LL << 53), &v) < 0) {
+		if (!text_int_str(argv[i], 1, CONF_MAX_ROOM_ID, &v)) {
 			snprintf(err, errlen, "room id must be a positive number, got '%s'", argv[i]);
 			cli_finish(o);
 			return -EINVAL;

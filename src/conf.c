@@ -24,8 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text.h"
+
 #define CONF_MAX_LINE 4096
-#define CONF_MAX_ROOM_ID (INT64_C(1) << 53)
 
 enum conf_section { SEC_NONE, SEC_RECORDER, SEC_DOUYU, SEC_ROOMS };
 
@@ -180,55 +181,7 @@ static bool equals(const char *s, size_t n, const char *lit)
 	return strlen(lit) == n && memcmp(s, lit, n) == 0;
 }
 
-/* Decimal digits only (no sign, no spaces) into *out, capped at limit; false if not a number
- * or above limit. */
-static bool parse_uint(const char *s, size_t n, int64_t limit, int64_t *out)
-{
-	if (n == 0)
-		return false;
-	int64_t v = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (s[i] - '0');
-		if (v > limit)
-			return false; /* also keeps v * 10 far from overflow */
-	}
-	*out = v;
-	return true;
-}
 
-static bool valid_utf8(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		unsigned char b = s[i];
-		if (b < 0x80) {
-			i++;
-			continue;
-		}
-		size_t len = (b & 0xe0) == 0xc0   ? 2
-		             : (b & 0xf0) == 0xe0 ? 3
-		             : (b & 0xf8) == 0xf0 ? 4
-		                                  : 0;
-		if (len == 0)
-			return false; /* a continuation byte or 0xf8..0xff in lead position */
-		static const uint32_t min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
-		uint32_t cp = b & (0x7f >> len);
-		if (n - i < len)
-			return false;
-		for (size_t k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		/* Overlong forms, UTF-16 surrogates and values past U+10FFFF are not UTF-8. */
-		if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += len;
-	}
-	return true;
-}
 
 static char *dup_n(const char *s, size_t n)
 {
@@ -281,7 +234,7 @@ static bool valid_server(const char *s, size_t n, bool *bad_scheme)
 	while (i < n && s[i] >= '0' && s[i] <= '9')
 		i++;
 	int64_t v;
-	if (!parse_uint(s + port, i - port, 65535, &v) || v == 0)
+	if (!text_int(s + port, i - port, 1, 65535, &v))
 		return false;
 	if (i < n && s[i] != '/')
 		return false;
@@ -362,7 +315,7 @@ static int set_key(struct parser *p, const char *key, size_t key_len, const char
 	}
 	case CONF_T_INT: {
 		int64_t x;
-		if (!parse_uint(v, n, k->max, &x) || x < k->min)
+		if (!text_int(v, n, k->min, k->max, &x))
 			return fail(p, "%s: expected an integer between %d and %d, got '%s'",
 			            k->key, k->min, k->max, quote(q, sizeof(q), v, n));
 		*(int *)field = (int)x;
@@ -422,7 +375,7 @@ static int add_room(struct parser *p, const char *key, size_t key_len, const cha
 {
 	char q[QUOTE_CAP];
 	int64_t id;
-	if (!parse_uint(key, key_len, CONF_MAX_ROOM_ID, &id) || id == 0) {
+	if (!text_int(key, key_len, 1, CONF_MAX_ROOM_ID, &id)) {
 		/* A setting after [rooms] is a likelier mistake than a mistyped room id. */
 		for (size_t i = 0; i < N_KEYS; i++)
 			if (equals(key, key_len, conf_keys[i].key))
@@ -436,7 +389,7 @@ static int add_room(struct parser *p, const char *key, size_t key_len, const cha
 		if (s->id)
 			return fail(p, "room %" PRId64 " already listed on line %zu", id, s->line);
 	}
-	if (!valid_utf8((const unsigned char *)v, n))
+	if (text_utf8_valid_prefix(v, n) != n)
 		return fail(p, "room %" PRId64 ": label is not valid UTF-8", id);
 	if (grow_slots(p) < 0)
 		return fail_nomem(p);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "platform.h"
+#include "text.h"
 
 #define STR_(x) #x
 #define XSTR(x) STR_(x)
@@ -188,28 +189,10 @@ int douyu_reader_feed(struct douyu_reader *r, const uint8_t *data, size_t len, d
 
 /* ---- records ---- */
 
-/* Strict decimal int64: optional '-', at least one digit, nothing else, no overflow. */
+/* Strict decimal int64 (see text_int); NULL is not a number. */
 static bool parse_i64(const char *s, int64_t *out)
 {
-	if (!s)
-		return false;
-	bool neg = *s == '-';
-	if (neg)
-		s++;
-	if (!*s)
-		return false;
-	uint64_t v = 0;
-	uint64_t lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return false;
-		unsigned d = (unsigned)(*s - '0');
-		if (v > (lim - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*out = neg ? (int64_t)(0 - v) : (int64_t)v;
-	return true;
+	return text_int_str(s, INT64_MIN, INT64_MAX, out);
 }
 
 static inline bool key_is(const struct stt_pair *p, const char *k, size_t kl)
@@ -336,17 +319,17 @@ int douyu_record(const struct stt *s, struct stt *nested, int64_t room_id, struc
 		off[2] = json->len;
 		rc = buf_append_str(json, f.code ? "error " : "error");
 		if (rc == 0 && f.code)
-			rc = stt_utf8_repair(json, f.code, strlen(f.code), NULL);
+			rc = text_utf8_repair(json, f.code, strlen(f.code), NULL);
 		if (rc == 0)
 			rc = buf_append(json, "", 1);
 	}
 	for (size_t i = 0; i < 4 && rc == 0; i++) {
 		const char *v = *col[i];
 		size_t vl = v ? strlen(v) : 0;
-		if (!v || off[i] != SIZE_MAX || stt_utf8_valid_prefix(v, vl) == vl)
+		if (!v || off[i] != SIZE_MAX || text_utf8_valid_prefix(v, vl) == vl)
 			continue;
 		off[i] = json->len;
-		rc = stt_utf8_repair(json, v, vl, NULL);
+		rc = text_utf8_repair(json, v, vl, NULL);
 		if (rc == 0)
 			rc = buf_append(json, "", 1);
 	}

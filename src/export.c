@@ -23,7 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conf.h"
 #include "store.h"
+#include "text.h"
 
 static const char export_usage[] =
 	"Usage: danmakud export --db FILE --room ID [--from T] [--to T] --format xml|ndjson "
@@ -51,15 +53,6 @@ static const char fts_usage[] =
 
 /* ---- pure pieces ---- */
 
-static bool all_digits(const char *s, size_t n)
-{
-	if (n == 0)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-	return true;
-}
 
 /* Exactly n digits at s into *out. */
 static bool digits(const char *s, size_t n, int *out)
@@ -77,10 +70,8 @@ static bool digits(const char *s, size_t n, int *out)
 int export_parse_time(const char *s, int64_t *ms)
 {
 	size_t n = strlen(s);
-	if (all_digits(s, n)) {
-		if (n > 16)
-			return -EINVAL;
-		int64_t v = strtoll(s, NULL, 10);
+	int64_t v;
+	if (text_int(s, n, 0, INT64_C(9999999999999999), &v)) {
 		/* The same rule as the chat view's sent_at: below 1e11 it cannot be ms after 1973. */
 		*ms = v < INT64_C(100000000000) ? v * 1000 : v;
 		return 0;
@@ -123,33 +114,6 @@ uint32_t export_douyu_color(const char *col)
 	return 0xffffff;
 }
 
-/*
- * Decode one UTF-8 sequence at s[0..n): its length, with the code point in *cp, or 0 when s
- * does not start with a shortest-form sequence of a scalar value (no surrogates, <= U+10FFFF).
- */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
-{
-	unsigned char b = s[0];
-	if (b < 0x80) {
-		*cp = b;
-		return 1;
-	}
-	size_t len = (b & 0xe0) == 0xc0 ? 2 : (b & 0xf0) == 0xe0 ? 3 : (b & 0xf8) == 0xf0 ? 4 : 0;
-	if (len == 0 || len > n)
-		return 0;
-	static const uint32_t min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
-	uint32_t c = b & (0x7f >> len);
-	for (size_t k = 1; k < len; k++) {
-		if ((s[k] & 0xc0) != 0x80)
-			return 0;
-		c = (c << 6) | (s[k] & 0x3f);
-	}
-	if (c < min_cp[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-		return 0;
-	*cp = c;
-	return len;
-}
-
 static bool xml_char_ok(uint32_t c)
 {
 	if (c == 0x9 || c == 0xa || c == 0xd)
@@ -165,7 +129,7 @@ int export_xml_escape(struct buf *b, const char *s, size_t n, bool attr)
 	size_t i = 0, run = 0; /* run: bytes at u[i - run .. i) to copy unchanged */
 	while (i < n) {
 		uint32_t c;
-		size_t len = utf8_decode(u + i, n - i, &c);
+		size_t len = text_utf8_decode(u + i, n - i, &c);
 		const char *rep = NULL;
 		bool drop = len == 0 || !xml_char_ok(c);
 		if (!drop) {
@@ -196,46 +160,6 @@ int export_xml_escape(struct buf *b, const char *s, size_t n, bool attr)
 	return 0;
 }
 
-int export_json_string(struct buf *b, const char *s, size_t n)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	if (buf_append(b, "\"", 1) < 0)
-		return -ENOMEM;
-	size_t i = 0, run = 0;
-	while (i < n) {
-		uint32_t c;
-		size_t len = utf8_decode(u + i, n - i, &c);
-		if (len && c >= 0x20 && c != '"' && c != '\\') {
-			i += len;
-			run += len;
-			continue;
-		}
-		if (run && buf_append(b, u + i - run, run) < 0)
-			return -ENOMEM;
-		run = 0;
-		int rc;
-		if (len == 0)
-			rc = buf_append_str(b, "\\ufffd");
-		else if (c == '"')
-			rc = buf_append_str(b, "\\\"");
-		else if (c == '\\')
-			rc = buf_append_str(b, "\\\\");
-		else if (c == '\n')
-			rc = buf_append_str(b, "\\n");
-		else if (c == '\r')
-			rc = buf_append_str(b, "\\r");
-		else if (c == '\t')
-			rc = buf_append_str(b, "\\t");
-		else
-			rc = buf_printf(b, "\\u%04x", (unsigned)c);
-		if (rc < 0)
-			return -ENOMEM;
-		i += len ? len : 1;
-	}
-	if (run && buf_append(b, u + i - run, run) < 0)
-		return -ENOMEM;
-	return buf_append(b, "\"", 1);
-}
 
 static int xml_attr(struct buf *b, const char *name, const char *v)
 {
@@ -279,7 +203,7 @@ int export_xml_row(struct buf *b, const struct export_row *r, int64_t base_ms)
 			snprintf(name, sizeof(name), "gift %s", r->gift_id ? r->gift_id : "?");
 			gift = name;
 		}
-		const char *count = r->gift_count && all_digits(r->gift_count, strlen(r->gift_count))
+		const char *count = text_int_str(r->gift_count, 0, INT64_MAX, &(int64_t){0})
 		                        ? r->gift_count
 		                        : "1";
 		char uid_s[24];
@@ -297,7 +221,7 @@ static int json_key_str(struct buf *b, const char *key, const char *v)
 {
 	if (buf_printf(b, ",\"%s\":", key) < 0)
 		return -ENOMEM;
-	return v ? export_json_string(b, v, strlen(v)) : buf_append_str(b, "null");
+	return v ? text_json_string(b, v, strlen(v), NULL) : buf_append_str(b, "null");
 }
 
 static int json_key_int(struct buf *b, const char *key, bool has, int64_t v)
@@ -360,13 +284,11 @@ static int parse_args(int argc, char **argv, struct export_req *req)
 			req->db = optarg;
 			break;
 		case 'r': {
-			size_t n = strlen(optarg);
-			if (!all_digits(optarg, n) || n > 16 || strtoll(optarg, NULL, 10) == 0) {
+			if (!text_int_str(optarg, 1, CONF_MAX_ROOM_ID, &req->room)) {
 				fprintf(stderr, "danmakud export: --room: expected a room id, got '%s'\n",
 				        optarg);
 				return 2;
 			}
-			req->room = strtoll(optarg, NULL, 10);
 			req->has_room = true;
 			break;
 		}

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "text.h"
+
 int notify_open(struct notify *n, const char *socket_path, const char *watchdog_usec,
                 const char *watchdog_pid)
 {
@@ -63,29 +65,13 @@ int notify_send(struct notify *n, const char *msg)
 	return 0;
 }
 
-/* Decimal digits only, no sign, no overflow; false otherwise. */
-static bool parse_u64(const char *s, uint64_t *out)
-{
-	if (!s || !*s)
-		return false;
-	uint64_t v = 0;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return false;
-		if (v > (UINT64_MAX - 9) / 10)
-			return false;
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	*out = v;
-	return true;
-}
 
 uint64_t notify_watchdog_usec(const char *usec, const char *pid, pid_t self)
 {
-	uint64_t v, p;
-	if (!parse_u64(usec, &v) || v == 0)
+	int64_t v, p;
+	if (!text_int_str(usec, 1, INT64_MAX, &v))
 		return 0;
-	if (pid && *pid && (!parse_u64(pid, &p) || p != (uint64_t)self))
+	if (pid && *pid && (!text_int_str(pid, 1, INT64_MAX, &p) || p != (int64_t)self))
 		return 0;
-	return v;
+	return (uint64_t)v;
 }

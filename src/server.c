@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text.h"
+
 int server_parse(const char *url, struct server *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
@@ -50,9 +52,11 @@ int server_parse(const char *url, struct server *out, char *err, size_t errlen)
 	memcpy(out->host, host, hl);
 	bool explicit_port = false;
 	if (*p == ':') {
-		char *end;
-		unsigned long port = strtoul(p + 1, &end, 10);
-		if (end == p + 1 || port == 0 || port > 65535) {
+		const char *end = p + 1;
+		while (*end >= '0' && *end <= '9')
+			end++;
+		int64_t port;
+		if (!text_int(p + 1, (size_t)(end - p - 1), 1, 65535, &port)) {
 			snprintf(err, errlen, "server '%s': bad port", url);
 			return -EINVAL;
 		}

@@ -128,28 +128,6 @@ static void xml_escaping(void)
 	buf_finish(&b);
 }
 
-static const char *js(struct buf *b, const char *s, size_t n)
-{
-	buf_clear(b);
-	if (export_json_string(b, s, n) < 0)
-		return "(error)";
-	return str(b);
-}
-
-#define JS(s) js(&b, s, sizeof(s) - 1)
-
-static void json_strings(void)
-{
-	struct buf b;
-	buf_init(&b);
-	ASSERT_STR_EQ(JS("中文 😀 /"), "\"中文 😀 /\"");
-	ASSERT_STR_EQ(JS("q\"b\\"), "\"q\\\"b\\\\\"");
-	ASSERT_STR_EQ(JS("\n\r\t\x01\x1f\x00"), "\"\\n\\r\\t\\u0001\\u001f\\u0000\"");
-	ASSERT_STR_EQ(JS("a\xff" "b\xed\xa0\x80"), "\"a\\ufffdb\\ufffd\\ufffd\\ufffd\"");
-	ASSERT_STR_EQ(JS(""), "\"\"");
-	buf_finish(&b);
-}
-
 static struct export_row chat_row(void)
 {
 	struct export_row r = {0};
@@ -252,7 +230,6 @@ int main(void)
 	RUN(parse_time_local);
 	RUN(colors);
 	RUN(xml_escaping);
-	RUN(json_strings);
 	RUN(xml_rows);
 	RUN(json_rows);
 	TEST_DONE();

@@ -650,26 +650,6 @@ static void test_random_vs_reference(void)
 	stt_finish(&s);
 }
 
-/* Column repair: same rules as the JSON writer, no escaping; empty input on a buffer that
- * never allocated (a UBSan finding of fuzz_stt: pointer arithmetic on NULL). */
-static void test_utf8_repair(void)
-{
-	struct buf b;
-	buf_init(&b);
-	size_t bad = 9;
-	ASSERT_EQ(stt_utf8_repair(&b, "", 0, &bad), 0);
-	ASSERT_EQ(bad, 0);
-	ASSERT_EQ(b.len, 0);
-	ASSERT_EQ(stt_utf8_valid_prefix("", 0), 0);
-	ASSERT_EQ(stt_utf8_valid_prefix("ab\xe4\xb8\xad\"\n", 7), 7);
-	ASSERT_EQ(stt_utf8_valid_prefix("ab\xed\xa0\x80", 5), 2);
-	ASSERT_EQ(stt_utf8_repair(&b, "a\"\n\xff\xed\xa0\xbd\xed\xb8\x8a\xed\xa0\x80z", 14, &bad), 0);
-	ASSERT_EQ(bad, 2);
-	ASSERT_MEM_EQ(buf_head(&b), "a\"\n\xef\xbf\xbd\xf0\x9f\x98\x8a\xef\xbf\xbdz", 14);
-	ASSERT_EQ(b.len, 14);
-	buf_finish(&b);
-}
-
 int main(void)
 {
 	RUN(test_samples);
@@ -682,6 +662,5 @@ int main(void)
 	RUN(test_json_escapes);
 	RUN(test_json_invalid_utf8);
 	RUN(test_random_vs_reference);
-	RUN(test_utf8_repair);
 	TEST_DONE();
 }
