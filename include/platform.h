@@ -32,7 +32,6 @@ struct platform_events {
 struct platform_session;
 
 struct platform {
-	const char *name;
 	/* Default server URLs, NULL-terminated. */
 	const char *const *default_servers;
 	/*
@@ -55,8 +54,6 @@ struct platform {
 		    const uint8_t *data, size_t len, struct buf *out);
 	int (*heartbeat)(struct platform_session *s, struct buf *out);
 	int (*goodbye)(struct platform_session *s, struct buf *out);
-	/* Counters for status and tests. */
-	uint64_t (*skipped)(const struct platform_session *s);
 };
 
 extern const struct platform douyu_platform;

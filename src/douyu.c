@@ -367,7 +367,6 @@ struct platform_session {
 	struct buf json;
 	int64_t room_id;
 	bool joined;
-	uint64_t rejected; /* packets stt_decode refused (too many pairs) */
 	const struct platform_events *ev;
 	void *user_data;
 	/* Valid during feed only. */
@@ -426,11 +425,6 @@ static int goodbye(struct platform_session *s, struct buf *out)
 	return douyu_pack_logout(out);
 }
 
-static uint64_t skipped(const struct platform_session *s)
-{
-	return s->reader.skipped + s->rejected;
-}
-
 static int store(struct platform_session *s)
 {
 	struct record rec;
@@ -454,7 +448,6 @@ static int on_packet(void *user_data, const char *body, size_t len)
 	struct platform_session *s = user_data;
 	int rc = stt_decode(&s->stt, body, len);
 	if (rc == -E2BIG) {
-		s->rejected++;
 		if (s->ev->on_skipped)
 			s->ev->on_skipped(s->user_data, 1,
 					  "more than " XSTR(STT_MAX_PAIRS) " fields");
@@ -524,7 +517,6 @@ static int feed(struct platform_session *s, int64_t now_ms, int64_t session_id,
 }
 
 const struct platform douyu_platform = {
-	.name = "douyu",
 	.default_servers = douyu_servers,
 	.session_create = session_create,
 	.session_destroy = session_destroy,
@@ -532,5 +524,4 @@ const struct platform douyu_platform = {
 	.feed = feed,
 	.heartbeat = heartbeat,
 	.goodbye = goodbye,
-	.skipped = skipped,
 };

@@ -822,7 +822,7 @@ static size_t count_rec_type(const struct sink *k, const char *t)
 
 static void test_platform_capture(void)
 {
-	ASSERT_STR_EQ(douyu_platform.name, "douyu");
+	skipped_total = 0;
 	const char *const *srv = douyu_platform.default_servers;
 	ASSERT_STR_EQ(srv[0], "wss://danmuproxy.douyu.com:8501/");
 	ASSERT_STR_EQ(srv[5], "wss://danmuproxy.douyu.com:8506/");
@@ -864,7 +864,7 @@ static void test_platform_capture(void)
 	ASSERT_EQ(count_rec_type(&k, "actFishing"), 7);
 	ASSERT_EQ(count_rec_type(&k, "loginres"), 0);
 	ASSERT_EQ(count_rec_type(&k, "pingreq"), 0);
-	ASSERT_EQ(douyu_platform.skipped(ps), 0);
+	ASSERT_EQ(skipped_total, 0);
 	for (size_t i = 0; i < k.n; i++) {
 		ASSERT(k.recs[i].data_ok);
 		ASSERT_EQ(k.recs[i].session_id, 42);
@@ -957,8 +957,9 @@ static void test_platform_capture(void)
 	douyu_pack(&in, DOUYU_TYPE_S2C, (const char *)buf_head(&big), big.len);
 	douyu_pack(&in, DOUYU_TYPE_S2C, "type@=chatmsg/rid@=1/", 21); /* another room */
 	douyu_pack(&in, DOUYU_TYPE_S2C, "type@=chatmsg/rid@=0/", 21); /* broadcast: ours */
+	uint64_t skipped_before = skipped_total;
 	ASSERT_GE(douyu_platform.feed(ps, 7, 8, buf_head(&in), in.len, &out), 0);
-	ASSERT_EQ(douyu_platform.skipped(ps), 2);
+	ASSERT_EQ(skipped_total - skipped_before, 2);
 	ASSERT_EQ(k.foreign, 3);
 	ASSERT_EQ(k.n, before + 2);
 	/* Broken framing is fatal. */
@@ -1094,7 +1095,6 @@ static void test_platform_typed(void)
 	ASSERT_GE(douyu_platform.feed(ps, 1, 2, buf_head(&in), in.len, &out), 0);
 	ASSERT_EQ(skipped_total, 3);
 	ASSERT_STR_EQ(skipped_why, "more than 4096 fields");
-	ASSERT_EQ(douyu_platform.skipped(ps), 3);
 	/* A missing NUL and a NUL inside the body. */
 	buf_clear(&in);
 	douyu_pack(&in, DOUYU_TYPE_S2C, "type@=x/", 8);

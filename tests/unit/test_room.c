@@ -244,7 +244,6 @@ static int p_goodbye(struct platform_session *s, struct buf *out)
 static const char *const p_servers[] = {NULL};
 
 static const struct platform fake_platform = {
-	.name = "fake",
 	.default_servers = p_servers,
 	.session_create = p_create,
 	.session_destroy = p_destroy,
