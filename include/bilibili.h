@@ -1,0 +1,74 @@
+/*
+ * bilibili: Bilibili live chat packets (bilibili-protocol.md §3): packing client packets and
+ * reassembling server packets from a byte stream cut anywhere, with the zlib (ver 2) and
+ * brotli (ver 3) batches unpacked into the packets they hold. Pure: no I/O, no libuv.
+ *
+ * Packet: u32be packet_len (header + body), u16be header_len (16), u16be ver, u32be op,
+ * u32be seq, then the body.
+ */
+#ifndef DANMAKUD_BILIBILI_H
+#define DANMAKUD_BILIBILI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define BILI_HDR_LEN 16
+/* Largest accepted packet_len; a bigger one is a framing error. One websocket message (our
+ * cap: 1 MiB) holds at least one packet, and raw TCP gets the same bound. */
+#define BILI_MAX_PACKET (1u << 20)
+/* Largest decompressed batch; a batch that would inflate past it is skipped. */
+#define BILI_MAX_INFLATED (4u << 20)
+
+enum bili_op {
+	BILI_OP_HEARTBEAT = 2,
+	BILI_OP_HEARTBEAT_REPLY = 3,
+	BILI_OP_MESSAGE = 5,
+	BILI_OP_AUTH = 7,
+	BILI_OP_AUTH_REPLY = 8,
+	BILI_OP_ACK = 24,
+};
+
+enum bili_ver {
+	BILI_VER_PLAIN = 0,
+	BILI_VER_INT = 1,
+	BILI_VER_ZLIB = 2,
+	BILI_VER_BROTLI = 3,
+};
+
+/* Append one client packet (ver 0, seq 1, as the 2026 web client sends) to out.
+ * Returns 0, -ENOMEM or -EMSGSIZE. */
+int bili_pack(struct buf *out, uint32_t op, const void *body, size_t len);
+
+/*
+ * Reassembles server packets. Compressed op-5 batches are unpacked and each packet inside
+ * delivered on its own (one level deep: a compressed packet inside a batch is skipped).
+ * Bytes of an incomplete packet are kept (at most BILI_MAX_PACKET); the inflate buffer is
+ * released after each feed when it grew past 64 KiB.
+ */
+struct bili_reader {
+	struct buf pending;
+	struct buf inflated;
+	uint64_t packets;     /* delivered to the callback */
+	uint64_t skipped;     /* well-framed but unusable (bad batch, unknown ver, nested batch) */
+	const char *skip_why; /* static text: why the last skipped packet was skipped */
+};
+
+/* One packet: op as sent, ver as sent (0 for a packet that came out of a batch), body not
+ * NUL-terminated. A negative return stops bili_reader_feed, which returns that value. */
+typedef int (*bili_packet_cb)(void *user_data, uint32_t op, uint16_t ver, const uint8_t *body,
+			      size_t len);
+
+void bili_reader_init(struct bili_reader *r);
+void bili_reader_finish(struct bili_reader *r);
+/*
+ * Feed bytes; cb runs for every packet, in order, before this returns. Returns the number
+ * of packets delivered (>= 0); a callback's negative value; -ENOMEM; or -EPROTO when the
+ * framing itself is broken (header_len not 16, packet_len < 16 or > BILI_MAX_PACKET): the
+ * stream cannot be resynchronised and the connection must be closed.
+ */
+int bili_reader_feed(struct bili_reader *r, const uint8_t *data, size_t len, bili_packet_cb cb,
+		     void *user_data);
+
+#endif
