@@ -41,6 +41,22 @@ enum bili_ver {
  * Returns 0, -ENOMEM or -EMSGSIZE. */
 int bili_pack(struct buf *out, uint32_t op, const void *body, size_t len);
 
+/* The auth packet (op 7) in the 2026 web client's field order (protocol §4.1). */
+struct bili_auth {
+	int64_t uid;        /* 0 for a guest */
+	int64_t room_id;    /* the real room id */
+	int protover;       /* 3 (brotli batches) or 2 (zlib) */
+	const char *buvid;  /* buvid3 cookie value, "" when none */
+	uint32_t queue;     /* queue_uuid, written as 8 lower-case hex digits */
+	const char *key;    /* getDanmuInfo token; NULL or "" omits the field */
+};
+/* Append the auth packet. Returns 0, -ENOMEM or -EMSGSIZE. */
+int bili_pack_auth(struct buf *out, const struct bili_auth *a);
+/* Append a heartbeat (op 2) with an empty body, so that nothing is echoed (§3.5). */
+int bili_pack_heartbeat(struct buf *out);
+/* Append the ACK (op 24) for a message that asked for one (§4.4). */
+int bili_pack_ack(struct buf *out, const char *msg_id, const char *cmd, int64_t p_msg_type);
+
 /*
  * Reassembles server packets. Compressed op-5 batches are unpacked and each packet inside
  * delivered on its own (one level deep: a compressed packet inside a batch is skipped).

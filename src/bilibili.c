@@ -9,9 +9,12 @@
 
 #include <brotli/decode.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <string.h>
 #include <zlib.h>
+
+#include "text.h"
 
 #define BILI_KEEP_BUF (64u << 10)
 
@@ -52,6 +55,60 @@ int bili_pack(struct buf *out, uint32_t op, const void *body, size_t len)
 		memcpy(p + BILI_HDR_LEN, body, len);
 	out->len += BILI_HDR_LEN + len;
 	return 0;
+}
+
+/* Build a JSON body in scratch, then pack it; the body is never larger than a packet. */
+static int pack_json(struct buf *out, uint32_t op, struct buf *body, int rc)
+{
+	if (rc == 0)
+		rc = bili_pack(out, op, buf_head(body), body->len);
+	buf_finish(body);
+	return rc;
+}
+
+int bili_pack_auth(struct buf *out, const struct bili_auth *a)
+{
+	struct buf b;
+	buf_init(&b);
+	int rc = buf_printf(&b, "{\"uid\":%" PRId64 ",\"roomid\":%" PRId64 ",\"protover\":%d,\"buvid\":",
+			    a->uid, a->room_id, a->protover);
+	if (rc == 0)
+		rc = text_json_string(&b, a->buvid ? a->buvid : "", a->buvid ? strlen(a->buvid) : 0,
+				      NULL);
+	if (rc == 0)
+		rc = buf_printf(&b,
+				",\"support_ack\":true,\"queue_uuid\":\"%08" PRIx32
+				"\",\"scene\":\"room\",\"platform\":\"web\",\"type\":2",
+				a->queue);
+	if (rc == 0 && a->key && a->key[0]) {
+		rc = buf_append_str(&b, ",\"key\":");
+		if (rc == 0)
+			rc = text_json_string(&b, a->key, strlen(a->key), NULL);
+	}
+	if (rc == 0)
+		rc = buf_append_str(&b, "}");
+	return pack_json(out, BILI_OP_AUTH, &b, rc);
+}
+
+int bili_pack_heartbeat(struct buf *out)
+{
+	return bili_pack(out, BILI_OP_HEARTBEAT, NULL, 0);
+}
+
+int bili_pack_ack(struct buf *out, const char *msg_id, const char *cmd, int64_t p_msg_type)
+{
+	struct buf b;
+	buf_init(&b);
+	int rc = buf_append_str(&b, "{\"msg_id\":");
+	if (rc == 0)
+		rc = text_json_string(&b, msg_id, strlen(msg_id), NULL);
+	if (rc == 0)
+		rc = buf_append_str(&b, ",\"cmd\":");
+	if (rc == 0)
+		rc = text_json_string(&b, cmd, strlen(cmd), NULL);
+	if (rc == 0)
+		rc = buf_printf(&b, ",\"p_msg_type\":%" PRId64 "}", p_msg_type);
+	return pack_json(out, BILI_OP_ACK, &b, rc);
 }
 
 void bili_reader_init(struct bili_reader *r)

@@ -274,6 +274,58 @@ static void test_pack(void)
 	buf_finish(&b);
 }
 
+/* Our auth packet, given the values of the 2026 web client's capture, is that packet byte for
+ * byte (pure_live S13-live t=340: protover 2, guest). */
+static void test_auth_matches_capture(void)
+{
+	FILE *f = fopen(CAPTURES "pure_live-S13-live-2026-09-27.jsonl", "r");
+	ASSERT(f);
+	char line[4096];
+	ASSERT(fgets(line, sizeof(line), f));
+	fclose(f);
+	ASSERT(strstr(line, "\"dir\": \"out\""));
+	uint8_t want[1024];
+	size_t wn = b64decode(strstr(line, "\"b64\": \"") + 8, want, sizeof(want));
+	ASSERT_EQ(wn, 450);
+	/* Take buvid and key from the captured body itself. */
+	char body[512];
+	memcpy(body, want + 16, wn - 16);
+	body[wn - 16] = 0;
+	char buvid[128], key[400];
+	ASSERT_EQ(sscanf(strstr(body, "\"buvid\":\"") + 9, "%127[^\"]", buvid), 1);
+	ASSERT_EQ(sscanf(strstr(body, "\"key\":\"") + 7, "%399[^\"]", key), 1);
+	struct bili_auth a = {.uid = 0, .room_id = 5050, .protover = 2, .buvid = buvid,
+			      .queue = 0xe2f61841, .key = key};
+	struct buf b;
+	buf_init(&b);
+	ASSERT_EQ(bili_pack_auth(&b, &a), 0);
+	ASSERT_EQ(b.len, wn);
+	ASSERT_MEM_EQ(buf_head(&b), want, wn);
+	/* Without a token the key is left out (the -352 fallback); strings are escaped. */
+	buf_clear(&b);
+	a.key = NULL;
+	a.buvid = "a\"b";
+	a.queue = 0xab;
+	ASSERT_EQ(bili_pack_auth(&b, &a), 0);
+	const char *w = "{\"uid\":0,\"roomid\":5050,\"protover\":2,\"buvid\":\"a\\\"b\","
+			"\"support_ack\":true,\"queue_uuid\":\"000000ab\",\"scene\":\"room\","
+			"\"platform\":\"web\",\"type\":2}";
+	ASSERT_EQ(b.len, 16 + strlen(w));
+	ASSERT_MEM_EQ(buf_head(&b) + 16, w, strlen(w));
+	/* The heartbeat has no body; the ACK is the 2026 client's. */
+	buf_clear(&b);
+	ASSERT_EQ(bili_pack_heartbeat(&b), 0);
+	ASSERT_EQ(b.len, 16);
+	buf_clear(&b);
+	ASSERT_EQ(bili_pack_ack(&b, "214386819788254208:1000:1000", "SUPER_CHAT_MESSAGE", 1), 0);
+	ASSERT_EQ(b.len, 99);
+	ASSERT_MEM_EQ(buf_head(&b) + 16,
+		      "{\"msg_id\":\"214386819788254208:1000:1000\",\"cmd\":\"SUPER_CHAT_MESSAGE\","
+		      "\"p_msg_type\":1}",
+		      83);
+	buf_finish(&b);
+}
+
 static void header(uint8_t *p, uint32_t len, uint16_t hlen, uint16_t ver, uint32_t op)
 {
 	p[0] = (uint8_t)(len >> 24), p[1] = (uint8_t)(len >> 16), p[2] = (uint8_t)(len >> 8);
@@ -453,6 +505,7 @@ int main(void)
 	RUN(test_heartbeat_echo);
 	RUN(test_brotli_meta_block);
 	RUN(test_pack);
+	RUN(test_auth_matches_capture);
 	RUN(test_bad_framing);
 	RUN(test_bad_batches);
 	RUN(test_batch_contents);
