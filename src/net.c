@@ -94,12 +94,20 @@ static void on_deliver(uv_timer_t *t);
 
 /* ---- c-ares driving ---- */
 
+/* The ctx's last handle to close frees it. libuv runs close callbacks newest first, so at
+ * net_ctx_close a c-ares poll closed before the timers finishes after them. */
+static void ctx_release(struct net_ctx *ctx)
+{
+	if (--ctx->pending_closes == 0 && ctx->closing)
+		free(ctx);
+}
+
 static void on_poll_closed(uv_handle_t *h)
 {
 	struct dns_poll *p = h->data;
 	struct net_ctx *ctx = p->ctx;
 	free(p);
-	ctx->pending_closes--;
+	ctx_release(ctx);
 }
 
 static void on_ares_poll(uv_poll_t *h, int status, int events)
@@ -664,9 +672,7 @@ int net_ctx_create(uv_loop_t *loop, struct net_ctx **out)
 
 static void on_ctx_handle_closed(uv_handle_t *h)
 {
-	struct net_ctx *ctx = h->data;
-	if (--ctx->pending_closes == 0)
-		free(ctx);
+	ctx_release(h->data);
 }
 
 void net_ctx_close(struct net_ctx *ctx)
@@ -680,7 +686,7 @@ void net_ctx_close(struct net_ctx *ctx)
 		poll_close(container_of(ctx->polls.next, struct dns_poll, link));
 	while (!list_empty(&ctx->cache))
 		entry_free(container_of(ctx->cache.next, struct dns_entry, link));
-	/* Poll closes decrement pending_closes too; the two timers free the ctx last. */
+	/* Whichever close callback runs last (a poll's or a timer's) frees the ctx. */
 	ctx->pending_closes += 2;
 	uv_close((uv_handle_t *)&ctx->ares_timer, on_ctx_handle_closed);
 	uv_close((uv_handle_t *)&ctx->deliver_timer, on_ctx_handle_closed);

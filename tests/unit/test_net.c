@@ -240,6 +240,29 @@ static void close_before_connect(void)
 	ASSERT_EQ(uv_loop_close(&loop), 0);
 }
 
+/*
+ * net_ctx_close while a DNS query is in flight: c-ares has a socket open, so a uv_poll_t is
+ * still open when the ctx closes. Close callbacks run newest first, so the poll's runs after
+ * the two timers'; whichever runs last must free the ctx (ASan's leak check and valgrind see
+ * a leak otherwise; uv_loop_close sees a handle left open).
+ */
+static void ctx_close_with_query_in_flight(void)
+{
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct client c = {.to_send = 1};
+	uint8_t one = 1;
+	c.payload = &one;
+	ASSERT_EQ(net_ctx_create(&loop, &c.ctx), 0);
+	/* Not in the hosts file: c-ares asks the configured name server over UDP at once. */
+	ASSERT_EQ(net_connect(c.ctx, "no-such-host.invalid", 80, 3000, &cbs, &c, &c.n), 0);
+	net_close(c.n); /* c_closed closes the ctx from the loop, the query still pending */
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ASSERT_EQ(c.errors, 0);
+	ASSERT_EQ(c.closed, 1);
+	ASSERT_EQ(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
 	RUN(echo_ipv4_literal);
@@ -248,5 +271,6 @@ int main(void)
 	RUN(refused_port);
 	RUN(unknown_host_fails_resolve);
 	RUN(close_before_connect);
+	RUN(ctx_close_with_query_in_flight);
 	TEST_DONE();
 }
