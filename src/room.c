@@ -715,16 +715,8 @@ const struct room_stats *room_stats(const struct room *r)
 
 /* ---- the production transport: net.c ---- */
 
-static int net_connect_at(struct net_ctx *ctx, const char *host, uint16_t port,
-			  uint64_t addr_timeout_ms, unsigned start, const struct net_callbacks *cb,
-			  void *user_data, struct net **out)
-{
-	(void)start;
-	return net_connect(ctx, host, port, addr_timeout_ms, cb, user_data, out);
-}
-
 const struct room_transport room_net_transport = {
-	.connect = net_connect_at,
+	.connect = net_connect,
 	.write = net_write,
 	.pause = net_pause,
 	.resume = net_resume,
