@@ -2,8 +2,8 @@
  * Loop tests for net.c on loopback: a plain libuv echo server in the test, our client through
  * c-ares resolution ("localhost" from the hosts file, or a hosts file of our own through
  * CARES_HOSTS), IP literals, a refused port, a blackholed address, writes larger than a socket
- * buffer, a peer that never reads, close before connect, and a ctx closed mid-query. Every test ends with
- * uv_loop_close() == 0, so a leaked handle fails it.
+ * buffer, a peer that never reads, close before connect, and a ctx closed mid-query. Every test
+ * ends with uv_loop_close() == 0, so a leaked handle fails it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,7 +33,8 @@ static char skip_reason[160];
 		if (skip_reason[0] && !test_cur_failed)                                            \
 			printf("ok %d - %s # SKIP %s\n", test_count, #fn, skip_reason);            \
 		else                                                                               \
-			printf("%s %d - %s\n", test_cur_failed ? "not ok" : "ok", test_count, #fn); \
+			printf("%s %d - %s\n", test_cur_failed ? "not ok" : "ok", test_count,      \
+			       #fn);                                                               \
 		fflush(stdout);                                                                    \
 	} while (0)
 
