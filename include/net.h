@@ -1,6 +1,7 @@
 /*
- * net: name resolution (c-ares on the loop, with a small cache), TCP connect with a timeout
- * trying every resolved address in turn, reads, queued writes, graceful and hard close.
+ * net: name resolution (c-ares on the loop, with a small cache), TCP connect trying every
+ * resolved address in turn (each with its own timeout), reads, bounded queued writes,
+ * graceful and hard close.
  *
  * One struct net_ctx per loop holds the c-ares channel, the DNS cache and the read buffer
  * that every connection shares (libuv calls alloc, read and the read callback back to back,
@@ -24,7 +25,8 @@ struct net_callbacks {
 	void (*on_read)(struct net *n, const uint8_t *data, size_t len, void *user_data);
 	/*
 	 * The attempt failed or the peer ended it: err is a libuv code (UV_EOF for an orderly
-	 * close by the peer, UV_ETIMEDOUT for the connect timeout, UV_EAI_* for resolution) and
+	 * close by the peer, UV_ETIMEDOUT when resolution timed out or the last address tried
+	 * did, UV_EAI_* for resolution; after several addresses, the last one's error) and
 	 * what names the step ("resolve", "connect", "read", "write"). Fires at most once; the
 	 * owner is expected to call net_close().
 	 */
@@ -42,15 +44,26 @@ int net_ctx_create(uv_loop_t *loop, struct net_ctx **out);
 void net_ctx_close(struct net_ctx *ctx);
 
 /*
- * Start an attempt: resolve host (or parse an IP literal), connect to each address in turn
- * until one works, all within timeout_ms. cb and user_data must stay valid until on_closed.
+ * Start an attempt: resolve host (or parse an IP literal) within timeout_ms, then connect to
+ * each address in turn until one works, giving each address timeout_ms of its own. The first
+ * address tried is number start % (number of addresses), then the ones after it, wrapping
+ * around: a caller that passes 0, 1, 2, ... on successive attempts does not wait on the same
+ * dead address first every time. cb and user_data must stay valid until on_closed.
  * No callback runs before this returns. Returns 0 or -ENOMEM / -EINVAL.
  */
 int net_connect(struct net_ctx *ctx, const char *host, uint16_t port, uint64_t timeout_ms,
-		const struct net_callbacks *cb, void *user_data, struct net **out);
+		unsigned start, const struct net_callbacks *cb, void *user_data, struct net **out);
 
-/* Copy and send (or queue) len bytes. Returns 0 or a negative libuv error (the attempt is
- * then failing and on_error will follow). */
+/* At most this much memory (bytes plus per-write overhead) waits for the socket. */
+#define NET_WRITE_QUEUE_MAX (256 * 1024)
+
+/*
+ * Copy and send (or queue) len bytes. Returns 0; UV_ENOBUFS when the bytes would not all be
+ * taken by the socket now and the queue already holds data and would pass
+ * NET_WRITE_QUEUE_MAX (the peer is not reading: nothing was queued, and the caller should
+ * close); UV_ENOTCONN when not open; or another negative libuv error. No callback runs
+ * during the call; an error from a queued write later comes through on_error ("write").
+ */
 int net_write(struct net *n, const uint8_t *data, size_t len);
 
 /*
@@ -59,9 +72,6 @@ int net_write(struct net *n, const uint8_t *data, size_t len);
  */
 void net_pause(struct net *n);
 void net_resume(struct net *n);
-
-/* Bytes queued in libuv but not yet written to the socket. */
-size_t net_write_queue_size(const struct net *n);
 
 /*
  * Stop reading, let queued writes finish (at most a short deadline), then close: for logout

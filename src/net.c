@@ -3,10 +3,13 @@
  * watched with uv_poll_t and whose retransmits are driven by one uv_timer_t, so no lookup
  * ever blocks the loop or uses libuv's thread pool. Answers are cached per host name and
  * concurrent lookups of one name share one query (200 rooms on one server make one query).
- * A connection attempt (struct net) resolves, then tries each address in turn under one
- * timeout, then reads into the ctx's shared buffer and writes through uv_try_write with a
- * queued remainder. Results are always delivered from the loop, never from inside
- * net_connect(), so callers need not guard against re-entrancy there.
+ * A connection attempt (struct net) resolves, then tries each address in turn, each under
+ * its own timeout and starting where the caller asks (so a dead address costs one timeout,
+ * not the whole attempt), then reads into the ctx's shared buffer and writes through
+ * uv_try_write with a queued remainder. What the socket has not taken yet is bounded
+ * (NET_WRITE_QUEUE_MAX): a peer that sends and never reads cannot make us buffer forever.
+ * Results are always delivered from the loop, never from inside net_connect(), so callers
+ * need not guard against re-entrancy there.
  */
 #include "net.h"
 
@@ -65,14 +68,16 @@ struct net {
 	const struct net_callbacks *cb;
 	void *user_data;
 	enum net_state state;
-	uv_tcp_t *tcp; /* heap: a failed connect needs a fresh handle for the next address */
-	uv_timer_t timer;
-	uv_connect_t creq;
+	uv_tcp_t *tcp; /* in a heap net_sock: each address gets a fresh handle */
+	uv_timer_t timer; /* resolve, then each address, then the shutdown deadline */
+	uint64_t timeout_ms;
 	uv_shutdown_t sreq;
 	struct list wait_link; /* in a dns_entry's waiters or ctx->ready */
 	int resolve_status;
 	struct sockaddr_storage addrs[NET_MAX_ADDRS];
-	size_t n_addrs, next_addr;
+	size_t n_addrs, tried;
+	unsigned start; /* the first address tried is addrs[start % n_addrs] */
+	size_t queued;  /* memory held by queued writes (struct net_write + data) */
 	int last_connect_err;
 	int pending_closes;
 	bool error_reported;
@@ -80,6 +85,17 @@ struct net {
 	uint16_t port;
 	char peer[INET6_ADDRSTRLEN + 8];
 	char host[];
+};
+
+/*
+ * One socket per address tried, with its connect request: when an address times out, its
+ * handle is closed while the connect is pending, and libuv then completes that request with
+ * UV_ECANCELED during the close, so the request must live (and die) with its handle.
+ * tcp comes first: the close callback frees the net_sock through it.
+ */
+struct net_sock {
+	uv_tcp_t tcp;
+	uv_connect_t creq;
 };
 
 struct net_write {
@@ -94,12 +110,20 @@ static void on_deliver(uv_timer_t *t);
 
 /* ---- c-ares driving ---- */
 
+/* The ctx's last handle to close frees it. libuv runs close callbacks newest first, so at
+ * net_ctx_close a c-ares poll closed before the timers finishes after them. */
+static void ctx_release(struct net_ctx *ctx)
+{
+	if (--ctx->pending_closes == 0 && ctx->closing)
+		free(ctx);
+}
+
 static void on_poll_closed(uv_handle_t *h)
 {
 	struct dns_poll *p = h->data;
 	struct net_ctx *ctx = p->ctx;
 	free(p);
-	ctx->pending_closes--;
+	ctx_release(ctx);
 }
 
 static void on_ares_poll(uv_poll_t *h, int status, int events)
@@ -312,7 +336,11 @@ static int resolve(struct net *n)
 	list_insert_tail(&ctx->cache, &e->link);
 	ctx->n_cache++;
 	list_insert_tail(&e->waiters, &n->wait_link);
-	struct ares_addrinfo_hints hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+	/* ENVHOSTS: CARES_HOSTS in the environment names another hosts file (what tests use to
+	 * give one name several loopback addresses; newer c-ares reads it unasked). */
+	struct ares_addrinfo_hints hints = {.ai_family = AF_UNSPEC,
+					    .ai_socktype = SOCK_STREAM,
+					    .ai_flags = ARES_AI_ENVHOSTS};
 	/* May call on_addrinfo before returning (hosts file): it only queues delivery. */
 	ares_getaddrinfo(ctx->channel, n->host, NULL, &hints, on_addrinfo, e);
 	ares_timer_update(ctx);
@@ -340,7 +368,7 @@ static void net_release(struct net *n)
 static void on_tcp_closed(uv_handle_t *h)
 {
 	struct net *n = h->data;
-	free(h);
+	free(h); /* the net_sock: tcp is its first member */
 	if (n)
 		net_release(n);
 }
@@ -377,17 +405,25 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 
 static void try_next_address(struct net *n);
 
+/* This address failed or timed out: close its handle (an orphan, not counted in
+ * pending_closes; a pending connect completes with UV_ECANCELED and a NULL net). */
+static void drop_socket(struct net *n)
+{
+	struct net_sock *k = container_of(n->tcp, struct net_sock, tcp);
+	k->tcp.data = NULL;
+	k->creq.data = NULL;
+	uv_close((uv_handle_t *)&k->tcp, on_orphan_tcp_closed);
+	n->tcp = NULL;
+}
+
 static void on_connect(uv_connect_t *req, int status)
 {
 	struct net *n = req->data;
-	if (status == UV_ECANCELED || n->state != NET_CONNECTING)
+	if (!n || status == UV_ECANCELED || n->state != NET_CONNECTING)
 		return;
 	if (status < 0) {
 		n->last_connect_err = status;
-		/* This handle is spent: close it and try the next address on a new one. */
-		n->tcp->data = NULL;
-		uv_close((uv_handle_t *)n->tcp, on_orphan_tcp_closed);
-		n->tcp = NULL;
+		drop_socket(n);
 		try_next_address(n);
 		return;
 	}
@@ -414,30 +450,37 @@ static void on_connect(uv_connect_t *req, int status)
 	n->cb->on_connected(n, n->user_data);
 }
 
+static void on_connect_timeout(uv_timer_t *t);
+
+/* Connect to the next untried address, in order from addrs[start % n_addrs], each under its
+ * own timeout; when none is left, fail with the last address's error. */
 static void try_next_address(struct net *n)
 {
-	while (n->next_addr < n->n_addrs) {
-		struct sockaddr_storage *sa = &n->addrs[n->next_addr++];
+	while (n->tried < n->n_addrs) {
+		struct sockaddr_storage *sa = &n->addrs[(n->start + n->tried) % n->n_addrs];
+		n->tried++;
 		if (sa->ss_family == AF_INET)
 			((struct sockaddr_in *)sa)->sin_port = htons(n->port);
 		else
 			((struct sockaddr_in6 *)sa)->sin6_port = htons(n->port);
-		n->tcp = malloc(sizeof(*n->tcp));
-		if (!n->tcp) {
+		struct net_sock *k = malloc(sizeof(*k));
+		if (!k) {
 			net_fail(n, UV_ENOMEM, "connect");
 			return;
 		}
-		uv_tcp_init(n->ctx->loop, n->tcp);
-		n->tcp->data = n;
-		n->creq.data = n;
-		int rc = uv_tcp_connect(&n->creq, n->tcp, (struct sockaddr *)sa, on_connect);
-		if (rc == 0)
+		uv_tcp_init(n->ctx->loop, &k->tcp);
+		k->tcp.data = n;
+		k->creq.data = n;
+		n->tcp = &k->tcp;
+		int rc = uv_tcp_connect(&k->creq, &k->tcp, (struct sockaddr *)sa, on_connect);
+		if (rc == 0) {
+			uv_timer_start(&n->timer, on_connect_timeout, n->timeout_ms, 0);
 			return;
+		}
 		n->last_connect_err = rc;
-		n->tcp->data = NULL;
-		uv_close((uv_handle_t *)n->tcp, on_orphan_tcp_closed);
-		n->tcp = NULL;
+		drop_socket(n);
 	}
+	uv_timer_stop(&n->timer);
 	net_fail(n, n->last_connect_err ? n->last_connect_err : UV_ECONNREFUSED, "connect");
 }
 
@@ -453,6 +496,7 @@ static void on_deliver(uv_timer_t *t)
 			continue;
 		}
 		n->state = NET_CONNECTING;
+		n->start %= n->n_addrs;
 		try_next_address(n);
 	}
 }
@@ -460,15 +504,27 @@ static void on_deliver(uv_timer_t *t)
 static void on_connect_timeout(uv_timer_t *t)
 {
 	struct net *n = t->data;
-	if (n->state == NET_SHUTTING_DOWN) {
+	switch (n->state) {
+	case NET_SHUTTING_DOWN:
 		net_close(n);
 		return;
+	case NET_RESOLVING:
+		net_fail(n, UV_ETIMEDOUT, "resolve");
+		return;
+	case NET_CONNECTING:
+		/* This address never answered: give the next one its own full timeout. */
+		n->last_connect_err = UV_ETIMEDOUT;
+		drop_socket(n);
+		try_next_address(n);
+		return;
+	case NET_OPEN:
+	case NET_CLOSED:
+		return;
 	}
-	net_fail(n, UV_ETIMEDOUT, n->state == NET_RESOLVING ? "resolve" : "connect");
 }
 
 int net_connect(struct net_ctx *ctx, const char *host, uint16_t port, uint64_t timeout_ms,
-		const struct net_callbacks *cb, void *user_data, struct net **out)
+		unsigned start, const struct net_callbacks *cb, void *user_data, struct net **out)
 {
 	size_t hl = strlen(host);
 	if (hl == 0 || hl > 253 || ctx->closing)
@@ -481,6 +537,8 @@ int net_connect(struct net_ctx *ctx, const char *host, uint16_t port, uint64_t t
 	n->cb = cb;
 	n->user_data = user_data;
 	n->port = port;
+	n->timeout_ms = timeout_ms;
+	n->start = start;
 	n->state = NET_RESOLVING;
 	list_init(&n->wait_link);
 
@@ -514,7 +572,7 @@ int net_connect(struct net_ctx *ctx, const char *host, uint16_t port, uint64_t t
 	uv_timer_init(ctx->loop, &n->timer);
 	n->timer.data = n;
 	n->pending_closes = 1; /* the timer; the tcp handle adds one when it exists */
-	uv_timer_start(&n->timer, on_connect_timeout, timeout_ms, 0);
+	uv_timer_start(&n->timer, on_connect_timeout, timeout_ms, 0); /* resolution */
 	*out = n;
 	return 0;
 }
@@ -523,6 +581,7 @@ static void on_write(uv_write_t *req, int status)
 {
 	struct net_write *w = container_of(req, struct net_write, req);
 	struct net *n = w->n;
+	n->queued -= sizeof(*w) + w->len;
 	free(w);
 	if (status < 0 && status != UV_ECANCELED)
 		net_fail(n, status, "write");
@@ -546,7 +605,13 @@ int net_write(struct net *n, const uint8_t *data, size_t len)
 	}
 	if (done == len)
 		return 0;
-	struct net_write *w = malloc(sizeof(*w) + (len - done));
+	/* The bound counts what the queue holds in memory, headers included: a flood of tiny
+	 * writes (pongs) costs more in requests than in bytes. One write is always accepted
+	 * into an empty queue, so a single large write cannot fail by itself. */
+	size_t need = sizeof(struct net_write) + (len - done);
+	if (n->queued > 0 && n->queued + need > NET_WRITE_QUEUE_MAX)
+		return UV_ENOBUFS;
+	struct net_write *w = malloc(need);
 	if (!w)
 		return UV_ENOMEM;
 	w->n = n;
@@ -558,6 +623,7 @@ int net_write(struct net *n, const uint8_t *data, size_t len)
 		free(w);
 		return rc;
 	}
+	n->queued += need;
 	return 0;
 }
 
@@ -577,11 +643,6 @@ void net_resume(struct net *n)
 		if (rc < 0)
 			net_fail(n, rc, "read");
 	}
-}
-
-size_t net_write_queue_size(const struct net *n)
-{
-	return n->tcp ? n->tcp->write_queue_size : 0;
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -664,9 +725,7 @@ int net_ctx_create(uv_loop_t *loop, struct net_ctx **out)
 
 static void on_ctx_handle_closed(uv_handle_t *h)
 {
-	struct net_ctx *ctx = h->data;
-	if (--ctx->pending_closes == 0)
-		free(ctx);
+	ctx_release(h->data);
 }
 
 void net_ctx_close(struct net_ctx *ctx)
@@ -680,7 +739,7 @@ void net_ctx_close(struct net_ctx *ctx)
 		poll_close(container_of(ctx->polls.next, struct dns_poll, link));
 	while (!list_empty(&ctx->cache))
 		entry_free(container_of(ctx->cache.next, struct dns_entry, link));
-	/* Poll closes decrement pending_closes too; the two timers free the ctx last. */
+	/* Whichever close callback runs last (a poll's or a timer's) frees the ctx. */
 	ctx->pending_closes += 2;
 	uv_close((uv_handle_t *)&ctx->ares_timer, on_ctx_handle_closed);
 	uv_close((uv_handle_t *)&ctx->deliver_timer, on_ctx_handle_closed);

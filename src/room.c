@@ -2,8 +2,12 @@
  * room: one room's connection state machine. Each attempt stacks optional layers over one
  * byte stream: TCP (the env's transport), then TLS for wss://, then a websocket for wss://
  * and ws://, and the platform's packet stream on top. Inbound bytes climb the stack in
- * on_net_read(); outbound packets go down through send_plain() -> send_transport(), and TLS
- * records are written to the socket once per entry point (flush_out), not once per frame.
+ * on_net_read(); outbound packets go down through send_plain() -> send_transport(), which
+ * only collects them (websocket frames: the login, pongs, close replies) in r->out. flush_out
+ * then hands them to TLS as one plaintext (so one record per 16 KiB, not one per frame) and
+ * to the socket as one write, once per entry point: a server that floods pings costs one
+ * write per read, and the transport's write bound (write queue full) ends a server that does
+ * not read what we send.
  * A failure anywhere calls room_fail(), which only records the reason and starts closing the
  * transport: the layers are freed in on_net_closed(), where the session ends and the
  * reconnect is scheduled. The room reports to its owner only through struct room_events.
@@ -79,6 +83,7 @@ struct room {
 	uint64_t last_rx;        /* the last complete platform packet, or join/resume */
 	uint64_t next_heartbeat;
 	char reason[160];        /* why the attempt is ending */
+	struct buf out;          /* bytes for the transport (plaintext under TLS), until flush_out */
 
 	unsigned failures;       /* consecutive short-lived attempts */
 	uv_timer_t backoff;
@@ -141,28 +146,46 @@ static void write_failed(struct room *r, int rc)
 		room_fail(r, "write: %s", uv_strerror(rc));
 }
 
-/* Hand the TLS records made since the last flush to the socket in one write. */
+/* Above this, r->out's memory is released after a flush (a flood made it grow once). */
+#define ROOM_OUT_KEEP (64 * 1024)
+
+/*
+ * Send what this entry point produced: r->out through TLS (one plaintext, so records are
+ * full, not one per websocket frame) and whatever TLS itself queued (handshake, alerts),
+ * or r->out as is without TLS, in one transport write.
+ */
 static void flush_out(struct room *r)
 {
-	if (!r->tls || room_is_closing(r))
+	if (room_is_closing(r) || !r->net) {
+		buf_clear(&r->out);
 		return;
-	struct buf *o = tls_pending_out(r->tls);
-	if (o->len == 0)
-		return;
-	int rc = r->env->io->write(r->net, buf_head(o), o->len);
-	buf_clear(o);
-	if (rc < 0)
-		write_failed(r, rc);
+	}
+	struct buf *o = &r->out;
+	if (r->tls) {
+		if (r->out.len > 0) {
+			int rc = tls_write(r->tls, buf_head(&r->out), r->out.len);
+			buf_clear(&r->out);
+			if (rc < 0) {
+				room_fail(r, "tls: %s", tls_last_error(r->tls));
+				return;
+			}
+		}
+		o = tls_pending_out(r->tls);
+	}
+	if (o->len > 0) {
+		int rc = r->env->io->write(r->net, buf_head(o), o->len);
+		buf_clear(o);
+		if (rc < 0)
+			write_failed(r, rc);
+	}
+	if (r->out.cap > ROOM_OUT_KEEP)
+		buf_finish(&r->out);
 }
 
+/* Collected for flush_out, which every entry point that can send ends with. */
 static int send_transport(struct room *r, const uint8_t *data, size_t len)
 {
-	if (r->tls)
-		return tls_write(r->tls, data, len); /* sent by flush_out */
-	int rc = r->env->io->write(r->net, data, len);
-	if (rc < 0)
-		write_failed(r, rc);
-	return rc;
+	return buf_append(&r->out, data, len);
 }
 
 static int ws_send_cb(void *user_data, const uint8_t *data, size_t len)
@@ -429,6 +452,7 @@ static void on_net_connected(struct net *n, void *user_data)
 	}
 	if (r->server->scheme != SERVER_WSS) {
 		on_transport_ready(r);
+		flush_out(r); /* the Upgrade request */
 		return;
 	}
 	if (env->insecure)
@@ -474,6 +498,7 @@ static void on_net_closed(struct net *n, void *user_data)
 	r->ws = NULL;
 	r->ps = NULL;
 	r->net = NULL;
+	buf_finish(&r->out);
 	int64_t sid = r->session_id;
 	r->session_id = 0;
 	r->session_open = false;
@@ -560,6 +585,7 @@ int room_create(const struct room_env *env, const struct platform *platform, int
 	r->user_data = user_data;
 	r->id = id;
 	r->state = ROOM_IDLE;
+	buf_init(&r->out);
 	uv_timer_init(env->loop, &r->backoff);
 	r->backoff.data = r;
 	*out = r;
@@ -619,6 +645,7 @@ static void on_backoff_closed(uv_handle_t *h)
 {
 	struct room *r = h->data;
 	r->ev->gone(r->user_data);
+	buf_finish(&r->out);
 	free(r);
 }
 
@@ -645,10 +672,9 @@ void room_stop(struct room *r, const char *reason)
 			buf_clear(r->env->scratch);
 		if (r->ws && !room_is_closing(r))
 			ws_close(r->ws, 1000);
-		if (r->tls && !room_is_closing(r)) {
+		if (r->tls && !room_is_closing(r))
 			tls_close_notify(r->tls);
-			flush_out(r);
-		}
+		flush_out(r);
 		if (room_is_closing(r))
 			return;
 		snprintf(r->reason, sizeof(r->reason), "%s", reason);
@@ -715,16 +741,8 @@ const struct room_stats *room_stats(const struct room *r)
 
 /* ---- the production transport: net.c ---- */
 
-static int net_connect_at(struct net_ctx *ctx, const char *host, uint16_t port,
-			  uint64_t addr_timeout_ms, unsigned start, const struct net_callbacks *cb,
-			  void *user_data, struct net **out)
-{
-	(void)start;
-	return net_connect(ctx, host, port, addr_timeout_ms, cb, user_data, out);
-}
-
 const struct room_transport room_net_transport = {
-	.connect = net_connect_at,
+	.connect = net_connect,
 	.write = net_write,
 	.pause = net_pause,
 	.resume = net_resume,
