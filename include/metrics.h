@@ -41,6 +41,7 @@ struct metrics_global {
 	uint64_t queued_rows;
 	uint64_t queued_bytes;
 	uint64_t failed_flushes;
+	uint64_t store_errors; /* messages or session rows the store refused (e.g. no memory) */
 	uint64_t foreign;
 	bool storage_ok;
 	uint64_t reloads_ok, reloads_failed;

@@ -320,9 +320,10 @@ static void log_stats(struct rec *rec)
 	rec->last_stats_at = now;
 	log_info("stats: rooms live %zu/%zu, committed %" PRIu64 " (%.1f/s), duplicates %" PRIu64
 		 ", queued %" PRIu64 ", dropped %" PRIu64 ", other rooms' messages %" PRIu64
-		 ", skipped packets %" PRIu64 ", UTF-8 repairs %" PRIu64,
+		 ", skipped packets %" PRIu64 ", UTF-8 repairs %" PRIu64 ", store errors %" PRIu64,
 		 live, rec->n_rooms, st.committed, (double)(st.committed - rec->last_committed) / secs,
-		 st.duplicates, st.queued_rows, st.dropped, foreign, skipped, replaced);
+		 st.duplicates, st.queued_rows, st.dropped, foreign, skipped, replaced,
+		 rec->store_errors);
 	rec->last_committed = st.committed;
 }
 
@@ -355,6 +356,7 @@ static void snapshot(struct rec *rec, struct metrics_global *g)
 	g->queued_rows = st.queued_rows;
 	g->queued_bytes = st.queued_bytes;
 	g->failed_flushes = st.failed_flushes;
+	g->store_errors = rec->store_errors;
 	g->storage_ok = !rec->storage_trouble;
 	g->reloads_ok = rec->reloads_ok;
 	g->reloads_failed = rec->reloads_failed;

@@ -29,6 +29,7 @@ static struct metrics_global sample_global(void)
 	    .queued_rows = 11,
 	    .queued_bytes = 4096,
 	    .failed_flushes = 2,
+	    .store_errors = 6,
 	    .foreign = 5,
 	    .storage_ok = true,
 	    .reloads_ok = 4,
@@ -112,6 +113,7 @@ static void test_render_samples(void)
 	ASSERT(has_line(t, "danmakud_queue_rows 11"));
 	ASSERT(has_line(t, "danmakud_queue_bytes 4096"));
 	ASSERT(has_line(t, "danmakud_flush_failures_total 2"));
+	ASSERT(has_line(t, "danmakud_store_errors_total 6"));
 	ASSERT(has_line(t, "danmakud_storage_ok 1"));
 	ASSERT(has_line(t, "danmakud_config_reloads_total{result=\"ok\"} 4"));
 	ASSERT(has_line(t, "danmakud_config_reloads_total{result=\"failed\"} 1"));
