@@ -43,12 +43,12 @@ int bili_pack(struct buf *out, uint32_t op, const void *body, size_t len);
 
 /* The auth packet (op 7) in the 2026 web client's field order (protocol §4.1). */
 struct bili_auth {
-	int64_t uid;        /* 0 for a guest */
-	int64_t room_id;    /* the real room id */
-	int protover;       /* 3 (brotli batches) or 2 (zlib) */
-	const char *buvid;  /* buvid3 cookie value, "" when none */
-	uint32_t queue;     /* queue_uuid, written as 8 lower-case hex digits */
-	const char *key;    /* getDanmuInfo token; NULL or "" omits the field */
+	int64_t uid;       /* 0 for a guest */
+	int64_t room_id;   /* the real room id */
+	int protover;      /* 3 (brotli batches) or 2 (zlib) */
+	const char *buvid; /* buvid3 cookie value, "" when none */
+	uint32_t queue;    /* queue_uuid, written as 8 lower-case hex digits */
+	const char *key;   /* getDanmuInfo token; NULL or "" omits the field */
 };
 /* Append the auth packet. Returns 0, -ENOMEM or -EMSGSIZE. */
 int bili_pack_auth(struct buf *out, const struct bili_auth *a);
@@ -74,7 +74,7 @@ struct bili_reader {
 /* One packet: op as sent, ver as sent (0 for a packet that came out of a batch), body not
  * NUL-terminated. A negative return stops bili_reader_feed, which returns that value. */
 typedef int (*bili_packet_cb)(void *user_data, uint32_t op, uint16_t ver, const uint8_t *body,
-			      size_t len);
+                              size_t len);
 
 void bili_reader_init(struct bili_reader *r);
 void bili_reader_finish(struct bili_reader *r);
@@ -85,6 +85,6 @@ void bili_reader_finish(struct bili_reader *r);
  * stream cannot be resynchronised and the connection must be closed.
  */
 int bili_reader_feed(struct bili_reader *r, const uint8_t *data, size_t len, bili_packet_cb cb,
-		     void *user_data);
+                     void *user_data);
 
 #endif

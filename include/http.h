@@ -41,12 +41,12 @@ struct http_head {
  * head longer than HTTP_HEAD_MAX. Spans in *h point into data.
  */
 long http_parse_head(const uint8_t *data, size_t len, struct http_head *h, char *err,
-		     size_t errlen);
+                     size_t errlen);
 
 /* The first header named name (case-insensitive) at index >= *from, or NULL; *from is left
  * just past it so that repeated calls walk every copy. from may be NULL (start at 0). */
 const struct http_header *http_header_find(const struct http_head *h, const char *name,
-					   size_t *from);
+                                           size_t *from);
 
 /* Does the comma-separated list v[0..len) hold token (case-insensitive)? */
 bool http_has_token(const char *v, size_t len, const char *token);
@@ -61,10 +61,10 @@ struct http_resp {
 	struct buf body; /* the decoded body (NUL-terminated past body.len when done) */
 	/* body framing */
 	enum { BODY_LENGTH, BODY_CHUNKED, BODY_CLOSE } framing;
-	uint64_t remaining;  /* BODY_LENGTH: bytes left; BODY_CHUNKED: of this chunk */
-	int chunk_state;     /* where in the chunked framing we are */
-	size_t line_len;     /* bytes of the current chunk-size or trailer line */
-	size_t trailer_len;  /* bytes of trailers so far */
+	uint64_t remaining; /* BODY_LENGTH: bytes left; BODY_CHUNKED: of this chunk */
+	int chunk_state;    /* where in the chunked framing we are */
+	size_t line_len;    /* bytes of the current chunk-size or trailer line */
+	size_t trailer_len; /* bytes of trailers so far */
 	char err[128];
 };
 
@@ -85,7 +85,7 @@ int http_resp_eof(struct http_resp *r);
 /* Append a GET request for path on host (as the Host header) with the extra header lines
  * (each "Name: value", may be NULL) and Connection: close. Returns 0, -ENOMEM or -EINVAL
  * when any part holds CR, LF or NUL. */
-int http_format_get(struct buf *out, const char *host, const char *path,
-		    const char *const *headers, size_t n_headers);
+int http_format_get(struct buf *out, const char *host, const char *path, const char *const *headers,
+                    size_t n_headers);
 
 #endif

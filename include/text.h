@@ -44,6 +44,14 @@ int text_utf8_repair(struct buf *out, const char *p, size_t n, size_t *replaced)
  */
 char *text_json_chars(char *o, const unsigned char *p, size_t n, size_t *bad);
 
+/* printf into err[0..errlen) when err is not NULL and errlen > 0 (always NUL-terminated,
+ * cut to fit); returns rc, so that `return text_err(-EPROTO, err, errlen, ...)` reports and
+ * fails in one step. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 5)))
+#endif
+int text_err(int rc, char *err, size_t errlen, const char *fmt, ...);
+
 /* Append s[0..n) as a quoted JSON string (see text_json_chars). Returns 0 or -ENOMEM. */
 int text_json_string(struct buf *out, const char *s, size_t n, size_t *replaced);
 

@@ -23,7 +23,7 @@ int wbi_key_from_url(const char *url, char out[WBI_KEY_LEN + 1]);
 
 /* mixin_key: 32 characters of img_key + sub_key picked by the fixed table. */
 void wbi_mixin_key(const char img_key[WBI_KEY_LEN + 1], const char sub_key[WBI_KEY_LEN + 1],
-		   char out[WBI_KEY_LEN + 1]);
+                   char out[WBI_KEY_LEN + 1]);
 
 /* Append s to out as JavaScript's encodeURIComponent does (UTF-8 bytes, upper-case hex,
  * A-Z a-z 0-9 - _ . ! ~ * ' ( ) kept). Returns 0 or -ENOMEM. */
@@ -36,6 +36,6 @@ int wbi_encode_component(struct buf *out, const char *s);
  * 16 parameters, a repeated or reserved key).
  */
 int wbi_sign(struct buf *out, const struct wbi_param *params, size_t n, int64_t wts,
-	     const char mixin_key[WBI_KEY_LEN + 1]);
+             const char mixin_key[WBI_KEY_LEN + 1]);
 
 #endif

@@ -70,16 +70,17 @@ int bili_pack_auth(struct buf *out, const struct bili_auth *a)
 {
 	struct buf b;
 	buf_init(&b);
-	int rc = buf_printf(&b, "{\"uid\":%" PRId64 ",\"roomid\":%" PRId64 ",\"protover\":%d,\"buvid\":",
-			    a->uid, a->room_id, a->protover);
+	int rc = buf_printf(
+	    &b, "{\"uid\":%" PRId64 ",\"roomid\":%" PRId64 ",\"protover\":%d,\"buvid\":", a->uid,
+	    a->room_id, a->protover);
 	if (rc == 0)
 		rc = text_json_string(&b, a->buvid ? a->buvid : "", a->buvid ? strlen(a->buvid) : 0,
-				      NULL);
+		                      NULL);
 	if (rc == 0)
 		rc = buf_printf(&b,
-				",\"support_ack\":true,\"queue_uuid\":\"%08" PRIx32
-				"\",\"scene\":\"room\",\"platform\":\"web\",\"type\":2",
-				a->queue);
+		                ",\"support_ack\":true,\"queue_uuid\":\"%08" PRIx32
+		                "\",\"scene\":\"room\",\"platform\":\"web\",\"type\":2",
+		                a->queue);
 	if (rc == 0 && a->key && a->key[0]) {
 		rc = buf_append_str(&b, ",\"key\":");
 		if (rc == 0)
@@ -208,7 +209,7 @@ static int inflate_brotli(struct bili_reader *r, const uint8_t *in, size_t len)
 		uint8_t *next_out = buf_head(&r->inflated) + r->inflated.len;
 		size_t avail_out = want;
 		BrotliDecoderResult br = BrotliDecoderDecompressStream(d, &avail_in, &next_in,
-									 &avail_out, &next_out, NULL);
+		                                                       &avail_out, &next_out, NULL);
 		r->inflated.len += want - avail_out;
 		if (br == BROTLI_DECODER_RESULT_SUCCESS)
 			break;
@@ -222,7 +223,7 @@ static int inflate_brotli(struct bili_reader *r, const uint8_t *in, size_t len)
 }
 
 static int deliver(struct bili_reader *r, const uint8_t *p, size_t size, bili_packet_cb cb,
-		   void *user_data);
+                   void *user_data);
 
 /* Walk a decompressed batch: complete packets only, no nested batches. Returns the number
  * of packets delivered or a callback's negative value. */
@@ -241,7 +242,8 @@ static int unpack_batch(struct bili_reader *r, bili_packet_cb cb, void *user_dat
 			skip(r, "compressed batch inside a batch");
 		} else {
 			r->packets++;
-			int rc = cb(user_data, op, ver, p + BILI_HDR_LEN, (size_t)size - BILI_HDR_LEN);
+			int rc =
+			    cb(user_data, op, ver, p + BILI_HDR_LEN, (size_t)size - BILI_HDR_LEN);
 			if (rc < 0)
 				return rc;
 			if (n < INT_MAX)
@@ -256,7 +258,7 @@ static int unpack_batch(struct bili_reader *r, bili_packet_cb cb, void *user_dat
 /* One complete, well-framed packet of size bytes: the number of packets it gave the
  * callback (a batch gives several), or a negative error. */
 static int deliver(struct bili_reader *r, const uint8_t *p, size_t size, bili_packet_cb cb,
-		   void *user_data)
+                   void *user_data)
 {
 	uint16_t ver = get_u16be(p + 6);
 	uint32_t op = get_u32be(p + 8);
@@ -275,9 +277,11 @@ static int deliver(struct bili_reader *r, const uint8_t *p, size_t size, bili_pa
 	if (rc == -ENOMEM)
 		return rc;
 	if (rc == -E2BIG)
-		return skip(r, "batch inflates past " "4 MiB");
+		return skip(r, "batch inflates past "
+		               "4 MiB");
 	if (rc < 0)
-		return skip(r, ver == BILI_VER_ZLIB ? "corrupt zlib batch" : "corrupt brotli batch");
+		return skip(r,
+		            ver == BILI_VER_ZLIB ? "corrupt zlib batch" : "corrupt brotli batch");
 	return unpack_batch(r, cb, user_data);
 }
 
@@ -287,7 +291,7 @@ static int add_count(int n, int more)
 }
 
 int bili_reader_feed(struct bili_reader *r, const uint8_t *data, size_t len, bili_packet_cb cb,
-		     void *user_data)
+                     void *user_data)
 {
 	struct buf *pend = &r->pending;
 	int n = 0, rc = 0;

@@ -9,7 +9,6 @@
 #include "http.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,20 +28,6 @@ enum {
 };
 
 #define CHUNK_LINE_MAX 4096 /* chunk-size line with extensions */
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EPROTO;
-}
 
 static int lower(int c)
 {
@@ -92,7 +77,7 @@ bool http_has_token(const char *v, size_t len, const char *token)
 }
 
 const struct http_header *http_header_find(const struct http_head *h, const char *name,
-					   size_t *from)
+                                           size_t *from)
 {
 	for (size_t i = from ? *from : 0; i < h->n; i++)
 		if (ieq(h->h[i].name, h->h[i].name_len, name)) {
@@ -127,18 +112,17 @@ static size_t line_end(const uint8_t *p, size_t pos, size_t len)
 	return e + 1 < len && p[e] == '\r' && p[e + 1] == '\n' ? e : 0;
 }
 
-long http_parse_head(const uint8_t *data, size_t len, struct http_head *h, char *err,
-		     size_t errlen)
+long http_parse_head(const uint8_t *data, size_t len, struct http_head *h, char *err, size_t errlen)
 {
 	static const char prefix[] = "HTTP/1.";
 	/* Fail garbage at once rather than waiting 16 KiB for a blank line that never comes. */
 	if (memcmp(data, prefix, len < 7 ? len : 7) != 0)
-		return fail(err, errlen, "response is not HTTP/1.x");
+		return text_err(-EPROTO, err, errlen, "response is not HTTP/1.x");
 	size_t end = find_head_end(data, len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX, 0);
 	if (end == 0) {
 		if (len >= HTTP_HEAD_MAX)
-			return fail(err, errlen, "response head larger than %u bytes",
-				    HTTP_HEAD_MAX);
+			return text_err(-EPROTO, err, errlen, "response head larger than %u bytes",
+			                HTTP_HEAD_MAX);
 		return -EAGAIN;
 	}
 	memset(h, 0, sizeof(*h));
@@ -147,7 +131,7 @@ long http_parse_head(const uint8_t *data, size_t len, struct http_head *h, char 
 	size_t eol = line_end(data, 0, end);
 	if (eol < 12 || s[7] < '0' || s[7] > '9' || s[8] != ' ' || s[9] < '1' || s[9] > '5' ||
 	    s[10] < '0' || s[10] > '9' || s[11] < '0' || s[11] > '9' || (eol > 12 && s[12] != ' '))
-		return fail(err, errlen, "bad status line");
+		return text_err(-EPROTO, err, errlen, "bad status line");
 	h->minor = s[7] - '0';
 	h->status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
 	h->reason = (const char *)s + (eol > 12 ? 13 : eol);
@@ -157,14 +141,15 @@ long http_parse_head(const uint8_t *data, size_t len, struct http_head *h, char 
 		/* One header line: name ":" OWS value OWS CRLF. No obsolete line folding. */
 		size_t le = line_end(data, pos, end);
 		if (le == 0)
-			return fail(err, errlen, "bad header line");
+			return text_err(-EPROTO, err, errlen, "bad header line");
 		size_t colon = pos;
 		while (colon < le && is_tchar(data[colon]))
 			colon++;
 		if (colon == pos || colon == le || data[colon] != ':')
-			return fail(err, errlen, "bad header line");
+			return text_err(-EPROTO, err, errlen, "bad header line");
 		if (h->n == HTTP_MAX_HEADERS)
-			return fail(err, errlen, "more than %d headers", HTTP_MAX_HEADERS);
+			return text_err(-EPROTO, err, errlen, "more than %d headers",
+			                HTTP_MAX_HEADERS);
 		size_t vs = colon + 1, ve = le;
 		while (vs < ve && is_ows(data[vs]))
 			vs++;
@@ -195,18 +180,9 @@ void http_resp_finish(struct http_resp *r)
 	http_resp_init(r, r->max_body);
 }
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static int resp_fail(struct http_resp *r, int rc, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(r->err, sizeof(r->err), fmt, ap);
-	va_end(ap);
-	r->state = HTTP_RESP_FAILED;
-	return rc;
-}
+/* Fail the response for good: every later call returns rc too. */
+#define resp_fail(r, rc, ...)                                                                      \
+	((r)->state = HTTP_RESP_FAILED, text_err((rc), (r)->err, sizeof((r)->err), __VA_ARGS__))
 
 static int done(struct http_resp *r)
 {
@@ -224,12 +200,13 @@ static int choose_framing(struct http_resp *r)
 	const struct http_header *ce = http_header_find(h, "content-encoding", NULL);
 	if (ce && ce->value_len && !ieq(ce->value, ce->value_len, "identity"))
 		return resp_fail(r, -EPROTO, "unrequested Content-Encoding: %.*s",
-				 ce->value_len > 32 ? 32 : (int)ce->value_len, ce->value);
+		                 ce->value_len > 32 ? 32 : (int)ce->value_len, ce->value);
 	if (h->status == 204 || h->status == 304)
 		return done(r);
 	size_t from = 0, codings = 0;
 	bool chunked_last = false;
-	for (const struct http_header *te; (te = http_header_find(h, "transfer-encoding", &from));) {
+	for (const struct http_header *te;
+	     (te = http_header_find(h, "transfer-encoding", &from));) {
 		/* Each coding in turn; only "chunked", once and last, is one we can undo. */
 		size_t i = 0;
 		while (i < te->value_len) {
@@ -267,7 +244,7 @@ static int choose_framing(struct http_resp *r)
 	if (have_len) {
 		if ((uint64_t)len > r->max_body)
 			return resp_fail(r, -EMSGSIZE, "response body larger than %zu bytes",
-					 r->max_body);
+			                 r->max_body);
 		r->framing = BODY_LENGTH;
 		r->remaining = (uint64_t)len;
 		if (len == 0)
@@ -307,8 +284,8 @@ static int feed_chunked(struct http_resp *r, const uint8_t *p, size_t n)
 			if (d >= 0) {
 				if (r->remaining > (r->max_body - r->body.len) / 16 + 1)
 					return resp_fail(r, -EMSGSIZE,
-							 "response body larger than %zu bytes",
-							 r->max_body);
+					                 "response body larger than %zu bytes",
+					                 r->max_body);
 				r->remaining = r->remaining * 16 + (uint64_t)d;
 				if (++r->line_len > CHUNK_LINE_MAX)
 					return resp_fail(r, -EPROTO, "bad chunk size");
@@ -333,8 +310,9 @@ static int feed_chunked(struct http_resp *r, const uint8_t *p, size_t n)
 			if (c != '\n')
 				return resp_fail(r, -EPROTO, "bad chunk size");
 			if (r->remaining > r->max_body - r->body.len)
-				return resp_fail(r, -EMSGSIZE, "response body larger than %zu bytes",
-						 r->max_body);
+				return resp_fail(r, -EMSGSIZE,
+				                 "response body larger than %zu bytes",
+				                 r->max_body);
 			r->chunk_state = r->remaining ? CS_DATA : CS_TRAILER_START;
 			i++;
 			break;
@@ -370,7 +348,7 @@ static int feed_chunked(struct http_resp *r, const uint8_t *p, size_t n)
 		case CS_TRAILER:
 			if (++r->trailer_len > HTTP_HEAD_MAX)
 				return resp_fail(r, -EPROTO, "trailers larger than %u bytes",
-						 HTTP_HEAD_MAX);
+				                 HTTP_HEAD_MAX);
 			if (c == '\r')
 				r->chunk_state = CS_TRAILER_LF;
 			else if (c == '\n' || c == 0)
@@ -428,7 +406,7 @@ int http_resp_feed(struct http_resp *r, const uint8_t *data, size_t len)
 		if (end == 0) {
 			/* Not yet whole: still refuse what cannot become a head. */
 			long rc = http_parse_head(buf_head(&r->raw), r->raw.len, &r->head, why,
-						  sizeof(why));
+			                          sizeof(why));
 			if (rc != -EAGAIN)
 				return resp_fail(r, -EPROTO, "%s", why);
 			return 0; /* all of data is in raw */
@@ -470,8 +448,8 @@ static bool clean(const char *s)
 	return s && !strpbrk(s, "\r\n");
 }
 
-int http_format_get(struct buf *out, const char *host, const char *path,
-		    const char *const *headers, size_t n_headers)
+int http_format_get(struct buf *out, const char *host, const char *path, const char *const *headers,
+                    size_t n_headers)
 {
 	if (!clean(host) || !clean(path) || path[0] != '/' || strchr(path, ' '))
 		return -EINVAL;

@@ -6,7 +6,9 @@
 #include "text.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #define ONES UINT64_C(0x0101010101010101)
@@ -309,4 +311,15 @@ int text_json_string(struct buf *out, const char *s, size_t n, size_t *replaced)
 	if (replaced)
 		*replaced = bad;
 	return 0;
+}
+
+int text_err(int rc, char *err, size_t errlen, const char *fmt, ...)
+{
+	if (err && errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
 }

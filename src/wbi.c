@@ -17,8 +17,8 @@
 
 /* The first 32 entries of the public permutation (the rest are never used). */
 static const uint8_t mixin_table[WBI_KEY_LEN] = {
-	46, 47, 18, 2,  53, 8,	23, 32, 15, 50, 10, 31, 58, 3,	45, 35,
-	27, 43, 5,  49, 33, 9,	42, 19, 29, 28, 14, 39, 12, 38, 41, 13,
+    46, 47, 18, 2,  53, 8, 23, 32, 15, 50, 10, 31, 58, 3,  45, 35,
+    27, 43, 5,  49, 33, 9, 42, 19, 29, 28, 14, 39, 12, 38, 41, 13,
 };
 
 static bool is_alnum(char c)
@@ -42,7 +42,7 @@ int wbi_key_from_url(const char *url, char out[WBI_KEY_LEN + 1])
 }
 
 void wbi_mixin_key(const char img_key[WBI_KEY_LEN + 1], const char sub_key[WBI_KEY_LEN + 1],
-		   char out[WBI_KEY_LEN + 1])
+                   char out[WBI_KEY_LEN + 1])
 {
 	char raw[2 * WBI_KEY_LEN];
 	memcpy(raw, img_key, WBI_KEY_LEN);
@@ -104,7 +104,7 @@ static void md5_hex(const uint8_t *p, size_t n, char out[33])
 }
 
 int wbi_sign(struct buf *out, const struct wbi_param *params, size_t n, int64_t wts,
-	     const char mixin_key[WBI_KEY_LEN + 1])
+             const char mixin_key[WBI_KEY_LEN + 1])
 {
 	if (n >= WBI_MAX_PARAMS)
 		return -EINVAL;

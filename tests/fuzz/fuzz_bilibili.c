@@ -26,8 +26,7 @@ struct seen {
 	uint64_t hash[MAX_SEEN];
 };
 
-static int on_packet(void *user_data, uint32_t op, uint16_t ver, const uint8_t *body,
-		     size_t len)
+static int on_packet(void *user_data, uint32_t op, uint16_t ver, const uint8_t *body, size_t len)
 {
 	struct seen *s = user_data;
 	check(len <= BILI_MAX_PACKET - BILI_HDR_LEN);

@@ -20,8 +20,7 @@ struct seen {
 	int stop_at; /* return -EINTR from this packet on (0: never) */
 };
 
-static int on_packet(void *user_data, uint32_t op, uint16_t ver, const uint8_t *body,
-		     size_t len)
+static int on_packet(void *user_data, uint32_t op, uint16_t ver, const uint8_t *body, size_t len)
 {
 	struct seen *s = user_data;
 	if (s->stop_at && s->n + 1 >= s->stop_at)
@@ -31,7 +30,7 @@ static int on_packet(void *user_data, uint32_t op, uint16_t ver, const uint8_t *
 	char *line = s->lines[s->n++];
 	if (op == BILI_OP_HEARTBEAT_REPLY && len >= 4) {
 		unsigned long pop = (unsigned long)body[0] << 24 | (unsigned long)body[1] << 16 |
-				    (unsigned long)body[2] << 8 | body[3];
+		                    (unsigned long)body[2] << 8 | body[3];
 		snprintf(line, 48, "op3 pop=%lu", pop);
 	} else if (op == BILI_OP_MESSAGE && ver == 0) {
 		const char *k = NULL;
@@ -123,8 +122,8 @@ static void unload(struct capture *c)
 
 /* Feed messages [from, to) of c as one stream, whole or one byte at a time; returns the
  * first negative result or the sum of the packet counts. */
-static int feed_all(struct bili_reader *r, const struct capture *c, int from, int to,
-		    bool bytewise, struct seen *s)
+static int feed_all(struct bili_reader *r, const struct capture *c, int from, int to, bool bytewise,
+                    struct seen *s)
 {
 	int total = 0;
 	for (int i = from; i < to; i++) {
@@ -168,7 +167,7 @@ static void check_stream(const char *file, const char *const *want, int nwant)
 		bili_reader_init(&r);
 		int rc = feed_all(&r, &c, 0, c.n, bytewise, &s);
 		bool ok = rc == nwant && same_lines(&s, want, nwant) && r.skipped == 0 &&
-			  r.pending.len == 0 && r.packets == (uint64_t)nwant;
+		          r.pending.len == 0 && r.packets == (uint64_t)nwant;
 		if (!ok)
 			printf("# %s bytewise=%d rc=%d skipped=%" PRIu64 "\n", file, bytewise, rc,
 			       r.skipped);
@@ -184,8 +183,9 @@ static void check_stream(const char *file, const char *const *want, int nwant)
 static void test_capture_broadcastlv(void)
 {
 	static const char *const want[] = {
-		"op8 {\"code\":0}", "STOP_LIVE_ROOM_LIST", "ONLINE_RANK_V2", "ONLINE_RANK_COUNT",
-		"op3 pop=1", "WATCHED_CHANGE", "INTERACT_WORD", "INTERACT_WORD", "DANMU_MSG",
+	    "op8 {\"code\":0}",  "STOP_LIVE_ROOM_LIST", "ONLINE_RANK_V2",
+	    "ONLINE_RANK_COUNT", "op3 pop=1",           "WATCHED_CHANGE",
+	    "INTERACT_WORD",     "INTERACT_WORD",       "DANMU_MSG",
 	};
 	check_stream("broadcastlv-2023-01-02.jsonl", want, 9);
 }
@@ -193,10 +193,10 @@ static void test_capture_broadcastlv(void)
 static void test_capture_pure_live(void)
 {
 	static const char *const want[] = {
-		"op8 {\"code\":0}", "op3 pop=1", "LOG_IN_NOTICE", "ONLINE_RANK_COUNT",
-		"INTERACT_WORD_V2", "INTERACT_WORD_V2", "INTERACT_WORD_V2", "INTERACT_WORD_V2",
-		"ONLINE_RANK_V3", "DANMU_MSG", "WATCHED_CHANGE", "ONLINE_RANK_COUNT",
-		"LIKE_INFO_V3_UPDATE",
+	    "op8 {\"code\":0}",    "op3 pop=1",        "LOG_IN_NOTICE",    "ONLINE_RANK_COUNT",
+	    "INTERACT_WORD_V2",    "INTERACT_WORD_V2", "INTERACT_WORD_V2", "INTERACT_WORD_V2",
+	    "ONLINE_RANK_V3",      "DANMU_MSG",        "WATCHED_CHANGE",   "ONLINE_RANK_COUNT",
+	    "LIKE_INFO_V3_UPDATE",
 	};
 	check_stream("pure_live-S13-live-2026-09-27.jsonl", want, 13);
 	static const char *const gifts[] = {"SEND_GIFT_V2"};
@@ -208,7 +208,8 @@ static void test_capture_pure_live(void)
 /*
  * A heartbeat with a body gets it echoed after the reply, outside packet_len (protocol
  * §3.5). On a stream that echo cannot be told from a header: the reply is delivered, then
- * the stream is refused once the echo meets the next packet. danmakud sends empty heartbeats, so no echo comes.
+ * the stream is refused once the echo meets the next packet. danmakud sends empty heartbeats, so no
+ * echo comes.
  */
 static void test_heartbeat_echo(void)
 {
@@ -260,8 +261,9 @@ static void test_pack(void)
 	ASSERT_EQ(b.len, 16);
 	ASSERT_MEM_EQ(buf_head(&b), hb, 16);
 	/* The 2026 web client's ACK (capture S13-protover3 t=94019): 99 bytes, ver 0, seq 1. */
-	const char *ack = "{\"msg_id\":\"214386819788254208:1000:1000\",\"cmd\":\"SUPER_CHAT_MESSAGE\","
-			  "\"p_msg_type\":1}";
+	const char *ack =
+	    "{\"msg_id\":\"214386819788254208:1000:1000\",\"cmd\":\"SUPER_CHAT_MESSAGE\","
+	    "\"p_msg_type\":1}";
 	buf_clear(&b);
 	ASSERT_EQ(bili_pack(&b, BILI_OP_ACK, ack, strlen(ack)), 0);
 	static const uint8_t ackhdr[] = {0, 0, 0, 99, 0, 16, 0, 0, 0, 0, 0, 24, 0, 0, 0, 1};
@@ -294,8 +296,12 @@ static void test_auth_matches_capture(void)
 	char buvid[128], key[400];
 	ASSERT_EQ(sscanf(strstr(body, "\"buvid\":\"") + 9, "%127[^\"]", buvid), 1);
 	ASSERT_EQ(sscanf(strstr(body, "\"key\":\"") + 7, "%399[^\"]", key), 1);
-	struct bili_auth a = {.uid = 0, .room_id = 5050, .protover = 2, .buvid = buvid,
-			      .queue = 0xe2f61841, .key = key};
+	struct bili_auth a = {.uid = 0,
+	                      .room_id = 5050,
+	                      .protover = 2,
+	                      .buvid = buvid,
+	                      .queue = 0xe2f61841,
+	                      .key = key};
 	struct buf b;
 	buf_init(&b);
 	ASSERT_EQ(bili_pack_auth(&b, &a), 0);
@@ -308,8 +314,8 @@ static void test_auth_matches_capture(void)
 	a.queue = 0xab;
 	ASSERT_EQ(bili_pack_auth(&b, &a), 0);
 	const char *w = "{\"uid\":0,\"roomid\":5050,\"protover\":2,\"buvid\":\"a\\\"b\","
-			"\"support_ack\":true,\"queue_uuid\":\"000000ab\",\"scene\":\"room\","
-			"\"platform\":\"web\",\"type\":2}";
+	                "\"support_ack\":true,\"queue_uuid\":\"000000ab\",\"scene\":\"room\","
+	                "\"platform\":\"web\",\"type\":2}";
 	ASSERT_EQ(b.len, 16 + strlen(w));
 	ASSERT_MEM_EQ(buf_head(&b) + 16, w, strlen(w));
 	/* The heartbeat has no body; the ACK is the 2026 client's. */
@@ -320,9 +326,9 @@ static void test_auth_matches_capture(void)
 	ASSERT_EQ(bili_pack_ack(&b, "214386819788254208:1000:1000", "SUPER_CHAT_MESSAGE", 1), 0);
 	ASSERT_EQ(b.len, 99);
 	ASSERT_MEM_EQ(buf_head(&b) + 16,
-		      "{\"msg_id\":\"214386819788254208:1000:1000\",\"cmd\":\"SUPER_CHAT_MESSAGE\","
-		      "\"p_msg_type\":1}",
-		      83);
+	              "{\"msg_id\":\"214386819788254208:1000:1000\",\"cmd\":\"SUPER_CHAT_MESSAGE\","
+	              "\"p_msg_type\":1}",
+	              83);
 	buf_finish(&b);
 }
 
@@ -369,9 +375,8 @@ static void test_bad_framing(void)
 	struct seen s = {0};
 	bili_reader_init(&r);
 	ASSERT_EQ(bili_reader_feed(&r, big, BILI_MAX_PACKET / 2, on_packet, &s), 0);
-	ASSERT_EQ(bili_reader_feed(&r, big + BILI_MAX_PACKET / 2, BILI_MAX_PACKET / 2, on_packet,
-				   &s),
-		  1);
+	ASSERT_EQ(
+	    bili_reader_feed(&r, big + BILI_MAX_PACKET / 2, BILI_MAX_PACKET / 2, on_packet, &s), 1);
 	ASSERT_EQ(r.pending.cap, 0);
 	bili_reader_finish(&r);
 	free(big);

@@ -13,18 +13,18 @@ static const char sub[] = "4932caff0ff746eab6f01bf08b70ac45";
 static void test_keys(void)
 {
 	char k[WBI_KEY_LEN + 1];
-	ASSERT_EQ(wbi_key_from_url("https://i0.hdslb.com/bfs/wbi/7cd084941338484aae1ad9425b84077c.png",
-				   k),
-		  0);
+	ASSERT_EQ(wbi_key_from_url(
+	              "https://i0.hdslb.com/bfs/wbi/7cd084941338484aae1ad9425b84077c.png", k),
+	          0);
 	ASSERT_STR_EQ(k, img);
 	ASSERT_EQ(wbi_key_from_url("4932caff0ff746eab6f01bf08b70ac45", k), 0);
 	ASSERT_STR_EQ(k, sub);
 	ASSERT_EQ(wbi_key_from_url("https://x/bfs/wbi/7cd084941338484aae1ad9425b84077.png", k),
-		  -EINVAL);
+	          -EINVAL);
 	ASSERT_EQ(wbi_key_from_url("https://x/bfs/wbi/7cd084941338484aae1ad9425b84077c0.png", k),
-		  -EINVAL);
+	          -EINVAL);
 	ASSERT_EQ(wbi_key_from_url("https://x/bfs/wbi/7cd084941338484aae1ad9425b8407%c.png", k),
-		  -EINVAL);
+	          -EINVAL);
 	ASSERT_EQ(wbi_key_from_url("", k), -EINVAL);
 	char mixin[WBI_KEY_LEN + 1];
 	wbi_mixin_key(img, sub, mixin);
@@ -40,16 +40,15 @@ static void test_vectors(void)
 	const struct wbi_param p1[] = {{"foo", "114"}, {"bar", "514"}, {"zab", "1919810"}};
 	ASSERT_EQ(wbi_sign(&b, p1, 3, 1702204169, mixin), 0);
 	buf_append(&b, "", 1);
-	ASSERT_STR_EQ((const char *)buf_head(&b),
-		      "bar=514&foo=114&wts=1702204169&zab=1919810"
-		      "&w_rid=8f6f2b5b3d485fe1886cec6a0be8c5d4");
+	ASSERT_STR_EQ((const char *)buf_head(&b), "bar=514&foo=114&wts=1702204169&zab=1919810"
+	                                          "&w_rid=8f6f2b5b3d485fe1886cec6a0be8c5d4");
 	/* A real getDanmuInfo signing (xfgryujk/blivedm#84). */
 	buf_clear(&b);
 	const struct wbi_param p2[] = {{"type", "0"}, {"id", "5553263"}};
 	ASSERT_EQ(wbi_sign(&b, p2, 2, 1776925721, mixin), 0);
 	buf_append(&b, "", 1);
 	ASSERT_STR_EQ((const char *)buf_head(&b),
-		      "id=5553263&type=0&wts=1776925721&w_rid=2662a4f8479c442aa069cef32d60394b");
+	              "id=5553263&type=0&wts=1776925721&w_rid=2662a4f8479c442aa069cef32d60394b");
 	buf_finish(&b);
 }
 
@@ -67,7 +66,7 @@ static void test_encoding(void)
 		buf_clear(&b);
 		ASSERT_EQ(wbi_encode_component(&b, s), 0);
 		int keep = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-			   (c >= 'A' && c <= 'Z') || strchr("-_.!~*'()", c);
+		           (c >= 'A' && c <= 'Z') || strchr("-_.!~*'()", c);
 		ASSERT_EQ(b.len, keep ? 1 : 3);
 		if (!keep) {
 			char want[4];
@@ -79,14 +78,15 @@ static void test_encoding(void)
 	char mixin[WBI_KEY_LEN + 1];
 	wbi_mixin_key(img, sub, mixin);
 	buf_clear(&b);
-	const struct wbi_param p[] = {{"foo", "one one four"}, {"bar", "五一四"}, {"baz", "1919810"},
-				      {"q", "a!b'c(d)e*f"}};
+	const struct wbi_param p[] = {
+	    {"foo", "one one four"}, {"bar", "五一四"}, {"baz", "1919810"}, {"q", "a!b'c(d)e*f"}};
 	ASSERT_EQ(wbi_sign(&b, p, 4, 1, mixin), 0);
 	buf_append(&b, "", 1);
 	const char *q = (const char *)buf_head(&b);
-	ASSERT(strncmp(q, "bar=%E4%BA%94%E4%B8%80%E5%9B%9B&baz=1919810&foo=one%20one%20four"
-			  "&q=abcdef&wts=1&w_rid=",
-		       86) == 0);
+	ASSERT(strncmp(q,
+	               "bar=%E4%BA%94%E4%B8%80%E5%9B%9B&baz=1919810&foo=one%20one%20four"
+	               "&q=abcdef&wts=1&w_rid=",
+	               86) == 0);
 	ASSERT_EQ(strlen(q), 86 + 32);
 	buf_finish(&b);
 }
