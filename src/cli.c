@@ -125,8 +125,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t errle
 		}
 	}
 	size_t n = (size_t)(argc - optind);
-	if (n > CLI_MAX_ROOMS) {
-		snprintf(err, errlen, "too many rooms (max %d)", CLI_MAX_ROOMS);
+	if (n > CONF_MAX_ROOMS) {
+		snprintf(err, errlen, CONF_TOO_MANY_ROOMS, CONF_MAX_ROOMS);
 		return -EINVAL;
 	}
 	if (n) {
