@@ -65,20 +65,24 @@ def round_(h, fts):
     ck.eq(bool(before['fts tables']), fts == 'on', '%s: the index is %s in sqlite_master' % (tag, fts))
 
     in_use = 'database is in use by pid %d' % d.pid
+
+    def unchanged(what):
+        after = snapshot(d.db)
+        for key in ('sqlite_master', 'user_version', 'fts tables'):
+            ck.eq(after[key], before[key], '%s: %s unchanged after %s' % (tag, key, what))
+        ck.eq(fts_status(h, d.db), (0, 'full-text index: %s' % fts),
+              '%s: `danmakud fts status` (read-only) still answers %s after %s' % (tag, fts, what))
+
     conf2 = write_conf(h, 'second-' + fts, other)
     rc, out, err = h.run_danmakud(['-d', d.db, '-c', conf2, '-s', url, str(ROOM + 1)], timeout=20)
     ck.eq(rc, 1, '%s: a second danmakud on the database (config fts = %s) exits 1' % (tag, other))
     ck.check(in_use in err, '%s: it says "%s"' % (tag, in_use), err[-600:])
+    unchanged('the second danmakud')
     for cmd in (other, fts):
         rc, out, err = h.run_danmakud(['fts', '--db', d.db, cmd], timeout=20)
         ck.eq(rc, 1, '%s: `danmakud fts %s` while recording exits 1' % (tag, cmd))
         ck.check(in_use in err, '%s: `danmakud fts %s` says "%s"' % (tag, cmd, in_use), err[-600:])
-    ck.eq(fts_status(h, d.db), (0, 'full-text index: %s' % fts),
-          '%s: `danmakud fts status` (read-only) still answers' % tag)
-
-    after = snapshot(d.db)
-    for key in ('sqlite_master', 'user_version', 'fts tables'):
-        ck.eq(after[key], before[key], '%s: %s unchanged by the refused writers' % (tag, key))
+        unchanged('`danmakud fts %s`' % cmd)
     ck.check(d.alive(), '%s: the first recorder is still running' % tag)
     rc = h.stop_danmakud(d)
     ck.eq(rc, 0, '%s: the first recorder exits 0 on SIGTERM' % tag)
