@@ -279,32 +279,38 @@ static void test_servers(void)
 	ASSERT_STR_EQ(c.servers[0], "wss://danmuproxy.douyu.com/");
 	ASSERT_STR_EQ(c.servers[1], "ws://h");
 	conf_finish(&c);
-#define BAD_URL(u, shown, why)                                                                     \
-	ASSERT_FAILS("[douyu]\nservers = wss://a:1/ " u "\n",                                      \
-	             "2: servers: server '" shown "': " why)
-	BAD_URL("http://b:80/", "http://b:80/", "expected wss://, ws:// or tcp://");
-	BAD_URL("WSS://a:1/", "WSS://a:1/", "expected wss://, ws:// or tcp://");
-	BAD_URL("danmuproxy.douyu.com:8501", "danmuproxy.douyu.com:8501",
-	        "expected wss://, ws:// or tcp://");
-	BAD_URL("wss://:8501/", "wss://:8501/", "missing or too long host");
-	BAD_URL("wss://", "wss://", "missing or too long host");
-	BAD_URL("tcp://host", "tcp://host", "tcp:// needs a port");
-	BAD_URL("tcp://host:", "tcp://host:", "bad port");
-	BAD_URL("tcp://host:0", "tcp://host:0", "bad port");
-	BAD_URL("tcp://host:65536", "tcp://host:65536", "bad port");
-	BAD_URL("tcp://host:99999999999999999999", "tcp://host:99999999999999999999", "bad port");
-	BAD_URL("tcp://host:12x", "tcp://host:12x", "expected ':port' or '/path' after the host");
-	BAD_URL("tcp://host:12?x", "tcp://host:12?x", "expected ':port' or '/path' after the host");
-	BAD_URL("tcp://user@host:12", "tcp://user@host:12",
-	        "expected ':port' or '/path' after the host");
-	BAD_URL("wss://a.b?x", "wss://a.b?x", "expected ':port' or '/path' after the host");
-	BAD_URL("wss://[::1/", "wss://[::1/", "unclosed [ in host");
-	BAD_URL("wss://[]:1/", "wss://[]:1/", "missing or too long host");
-	BAD_URL("wss://::1:443/", "wss://::1:443/", "missing or too long host");
-	BAD_URL("tcp://h\x01st:1", "tcp://h\\x01st:1", "control character or space in host");
-	BAD_URL("ws://h:1/p\x7f", "ws://h:1/p\\x7f",
-	        "path too long or holds a control character or space");
-#undef BAD_URL
+	static const struct {
+		const char *url, *shown, *why;
+	} bad[] = {
+		{"http://b:80/", NULL, "expected wss://, ws:// or tcp://"},
+		{"WSS://a:1/", NULL, "expected wss://, ws:// or tcp://"},
+		{"danmuproxy.douyu.com:8501", NULL, "expected wss://, ws:// or tcp://"},
+		{"wss://:8501/", NULL, "missing or too long host"},
+		{"wss://", NULL, "missing or too long host"},
+		{"wss://[]:1/", NULL, "missing or too long host"},
+		{"wss://::1:443/", NULL, "missing or too long host"},
+		{"wss://[::1/", NULL, "unclosed [ in host"},
+		{"tcp://host", NULL, "tcp:// needs a port"},
+		{"tcp://host:", NULL, "bad port"},
+		{"tcp://host:0", NULL, "bad port"},
+		{"tcp://host:65536", NULL, "bad port"},
+		{"tcp://host:99999999999999999999", NULL, "bad port"},
+		{"tcp://host:12x", NULL, "expected ':port' or '/path' after the host"},
+		{"tcp://host:12?x", NULL, "expected ':port' or '/path' after the host"},
+		{"tcp://user@host:12", NULL, "expected ':port' or '/path' after the host"},
+		{"wss://a.b?x", NULL, "expected ':port' or '/path' after the host"},
+		{"tcp://h\x01st:1", "tcp://h\\x01st:1", "control character or space in host"},
+		{"ws://h:1/p\x7f", "ws://h:1/p\\x7f", "path too long or holds a control character or space"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char line[256], want[256];
+		snprintf(line, sizeof(line), "[douyu]\nservers = wss://a:1/ %s\n", bad[i].url);
+		snprintf(want, sizeof(want), FILE_NAME ":2: servers: server '%s': %s",
+		         bad[i].shown ? bad[i].shown : bad[i].url, bad[i].why);
+		ASSERT_EQ(parse(&c, line), -EINVAL);
+		ASSERT_STR_EQ(err, want);
+		ASSERT_EQ(c.n_servers, 0);
+	}
 
 	/* Hosts and paths up to 255 bytes, as struct server stores them. */
 	char url[600] = "ws://", text2[700];
