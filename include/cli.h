@@ -9,7 +9,6 @@
 #include <stdint.h>
 
 #define CLI_MAX_SERVERS 64
-#define CLI_MAX_ROOMS 100000
 
 enum cli_action { CLI_RUN, CLI_HELP, CLI_VERSION, CLI_CHECK_CONFIG };
 
@@ -28,7 +27,8 @@ struct cli_opts {
 	size_t n_rooms;
 };
 
-/* Returns 0, or -EINVAL with a message for the user in err. */
+/* Returns 0, or -EINVAL with a message for the user in err (more than CONF_MAX_ROOMS room ids
+ * is one), or -ENOMEM. */
 int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t errlen);
 void cli_finish(struct cli_opts *o);
 extern const char cli_usage[];

@@ -12,6 +12,12 @@
 #define CONF_MAX_SERVERS 64
 /* Room ids are JSON-safe integers: 1 .. 2^53. */
 #define CONF_MAX_ROOM_ID (INT64_C(1) << 53)
+/*
+ * The most rooms one recorder takes, however they are given (config file, command line, or
+ * both): one bound, and one message for it (a printf format taking CONF_MAX_ROOMS).
+ */
+#define CONF_MAX_ROOMS 100000
+#define CONF_TOO_MANY_ROOMS "too many rooms (max %d)"
 
 struct conf_room {
 	int64_t id;

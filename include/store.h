@@ -49,6 +49,17 @@ struct store_stats {
 };
 
 /*
+ * One writer per database: an exclusive flock on the database file itself, to take before
+ * store_open touches the file (store_open migrates the schema and adds or drops the full-text
+ * index, which must not happen under a running recorder). create: make the file when missing
+ * (SQLite takes an empty file as a new database). Returns the locked descriptor (keep it open
+ * while writing; the kernel releases the lock however the process ends), or -EBUSY with
+ * "database is in use by pid N" in err (N from /proc/locks; "by another process" when it
+ * cannot be told), or another negative errno with a reason.
+ */
+int store_lock(const char *path, bool create, char *err, size_t errlen);
+
+/*
  * Open (create) the database at path, set WAL + synchronous=NORMAL, create or migrate the
  * schema (PRAGMA user_version) in one transaction, add or drop the full-text index as opt->fts
  * says (its own transaction), prepare statements. opt may be NULL (all defaults).

@@ -61,7 +61,9 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t errle
 	o->flush_ms = -1;
 	o->heartbeat_s = -1;
 	opterr = 0;
-	optind = 1;
+	/* 0, not 1: glibc then resets all of getopt's state, including the position inside a
+	 * cluster of short options that an earlier parse may have stopped in. */
+	optind = 0;
 	int c;
 	int64_t v;
 	while ((c = getopt_long(argc, argv, ":c:d:s:vqVh", long_opts, NULL)) != -1) {
@@ -117,16 +119,24 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t errle
 			o->action = CLI_HELP;
 			return 0;
 		case ':':
-			snprintf(err, errlen, "option '%s' needs a value", argv[optind - 1]);
+			/* A long option is the argument before optind; a short one may sit
+			 * inside a cluster (-vd), so name its letter. */
+			if (strncmp(argv[optind - 1], "--", 2) == 0)
+				snprintf(err, errlen, "option '%s' needs a value", argv[optind - 1]);
+			else
+				snprintf(err, errlen, "option '-%c' needs a value", optopt);
 			return -EINVAL;
 		default:
-			snprintf(err, errlen, "unknown option '%s'", argv[optind - 1]);
+			if (optopt > 0 && optopt < 256)
+				snprintf(err, errlen, "unknown option '-%c'", optopt);
+			else
+				snprintf(err, errlen, "unknown option '%s'", argv[optind - 1]);
 			return -EINVAL;
 		}
 	}
 	size_t n = (size_t)(argc - optind);
-	if (n > CLI_MAX_ROOMS) {
-		snprintf(err, errlen, "too many rooms (max %d)", CLI_MAX_ROOMS);
+	if (n > CONF_MAX_ROOMS) {
+		snprintf(err, errlen, CONF_TOO_MANY_ROOMS, CONF_MAX_ROOMS);
 		return -EINVAL;
 	}
 	if (n) {

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server.h"
 #include "text.h"
 
 #define CONF_MAX_LINE 4096
@@ -193,62 +194,8 @@ static char *dup_n(const char *s, size_t n)
 	return d;
 }
 
-/*
- * One server URL: scheme://host:port[/path]. The host may be an IPv6 literal in brackets.
- * This is deliberately no looser than room.c's server_parse, which reads the same strings later,
- * and stricter in one way: the port must be explicit, as the format documents.
- */
-static bool valid_server(const char *s, size_t n, bool *bad_scheme)
-{
-	static const char *const schemes[] = {"wss://", "ws://", "tcp://"};
-	size_t i = 0;
-	for (size_t k = 0; k < sizeof(schemes) / sizeof(schemes[0]) && i == 0; k++)
-		if (n >= strlen(schemes[k]) && memcmp(s, schemes[k], strlen(schemes[k])) == 0)
-			i = strlen(schemes[k]);
-	*bad_scheme = i == 0;
-	if (i == 0)
-		return false;
-	size_t host, host_len;
-	if (i < n && s[i] == '[') {
-		host = ++i;
-		while (i < n && s[i] != ']')
-			i++;
-		if (i == n)
-			return false;
-		host_len = i - host;
-		i++;
-	} else {
-		host = i;
-		while (i < n && !strchr(":/?#@[]", s[i]))
-			i++;
-		host_len = i - host;
-	}
-	if (host_len == 0 || host_len > 255)
-		return false;
-	for (size_t k = host; k < host + host_len; k++)
-		if ((unsigned char)s[k] <= 0x20 || s[k] == 0x7f)
-			return false;
-	if (i == n || s[i] != ':')
-		return false;
-	size_t port = ++i;
-	while (i < n && s[i] >= '0' && s[i] <= '9')
-		i++;
-	int64_t v;
-	if (!text_int(s + port, i - port, 1, 65535, &v))
-		return false;
-	if (i < n && s[i] != '/')
-		return false;
-	if (n - i > 255)
-		return false; /* room.c keeps the path in 256 bytes */
-	for (; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return false;
-	return true;
-}
-
 static int set_servers(struct parser *p, const struct conf_key *k, const char *v, size_t n)
 {
-	char q[QUOTE_CAP];
 	if (n == 0)
 		return fail(p, "%s: expected one or more space-separated URLs", k->key);
 	size_t i = 0;
@@ -259,21 +206,19 @@ static int set_servers(struct parser *p, const struct conf_key *k, const char *v
 		size_t start = i;
 		while (i < n && !is_blank(v[i]))
 			i++;
-		const char *url = v + start;
-		size_t len = i - start;
-		bool bad_scheme;
-		if (!valid_server(url, len, &bad_scheme)) {
-			if (bad_scheme)
-				return fail(p, "%s: '%s' must start with wss://, ws:// or tcp://",
-				            k->key, quote(q, sizeof(q), url, len));
-			return fail(p, "%s: expected scheme://host:port[/path], got '%s'", k->key,
-			            quote(q, sizeof(q), url, len));
-		}
 		if (p->c.n_servers == CONF_MAX_SERVERS)
 			return fail(p, "%s: more than %d servers", k->key, CONF_MAX_SERVERS);
-		char *d = dup_n(url, len);
+		/* Checked by the parser the recorder uses (server.h), so that a URL the file
+		 * accepts is one the command line accepts and the recorder can use. */
+		char *d = dup_n(v + start, i - start);
 		if (!d)
 			return fail_nomem(p);
+		struct server srv;
+		char why[512];
+		if (server_parse(d, &srv, why, sizeof(why)) < 0) {
+			free(d);
+			return fail(p, "%s: %s", k->key, why);
+		}
 		p->c.servers[p->c.n_servers++] = d;
 	}
 	return 0;
@@ -391,6 +336,8 @@ static int add_room(struct parser *p, const char *key, size_t key_len, const cha
 	}
 	if (text_utf8_valid_prefix(v, n) != n)
 		return fail(p, "room %" PRId64 ": label is not valid UTF-8", id);
+	if (p->c.n_rooms == CONF_MAX_ROOMS)
+		return fail(p, CONF_TOO_MANY_ROOMS, CONF_MAX_ROOMS);
 	if (grow_slots(p) < 0)
 		return fail_nomem(p);
 	if (p->c.n_rooms == p->rooms_cap) {

@@ -49,7 +49,8 @@ static const char fts_usage[] =
 	"Usage: danmakud fts --db FILE [on|off|status]\n"
 	"Build (on) or drop (off) the full-text index of an existing database, or show whether\n"
 	"it has one (status, the default). Building indexes every chat line already stored.\n"
-	"The recorder keeps what the database has unless the config sets [recorder] fts.\n";
+	"The recorder keeps what the database has unless the config sets [recorder] fts.\n"
+	"on and off are refused (exit 1) while a recorder holds the database.\n";
 
 /* ---- pure pieces ---- */
 
@@ -690,21 +691,29 @@ int export_fts_main(int argc, char **argv)
 	sqlite3 *unused;
 	if (open_existing("fts", path, 0, &unused))
 		return 1;
-	/* store_open owns the index's SQL; a generous busy timeout waits for a running recorder's
-	 * flush instead of failing (the recorder then retries its own flushes meanwhile). */
+	/* Adding or dropping the index is a writer's job: refused, like a second recorder,
+	 * while a recorder (or another fts) holds the database (store_lock). */
+	char err[256];
+	int lock_fd = store_lock(path, false, err, sizeof(err));
+	if (lock_fd < 0) {
+		fprintf(stderr, "danmakud fts: %s: %s\n", path, err);
+		return 1;
+	}
+	/* store_open owns the index's SQL; the busy timeout covers a reader such as export. */
 	struct store_options opt = {
 		.busy_timeout_ms = 10000,
 		.fts = strcmp(what, "on") == 0 ? STORE_FTS_ON : STORE_FTS_OFF,
 	};
 	struct store *s;
-	char err[256];
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (store_open(path, &opt, &s, err, sizeof(err)) < 0) {
 		fprintf(stderr, "danmakud fts: %s: %s\n", path, err);
+		close(lock_fd);
 		return 1;
 	}
 	store_close(s);
+	close(lock_fd);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	fprintf(stderr, "danmakud fts: %s in %.1f s\n", what,
 	        (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);

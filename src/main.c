@@ -73,6 +73,10 @@ static int build_options(const struct cli_opts *cli, struct settings *s, struct 
 {
 	const struct conf *conf = &s->conf;
 	size_t n_rooms = conf->n_rooms + cli->n_rooms;
+	if (n_rooms > CONF_MAX_ROOMS) { /* each within the bound, together over it */
+		snprintf(err, errlen, CONF_TOO_MANY_ROOMS, CONF_MAX_ROOMS);
+		return -1;
+	}
 	s->rooms = calloc(n_rooms ? n_rooms : 1, sizeof(*s->rooms));
 	if (!s->rooms) {
 		snprintf(err, errlen, "out of memory");

@@ -19,14 +19,10 @@
 #include "rec.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -820,63 +816,21 @@ static void rec_free(struct rec *rec)
 
 /* ---- rec_create, one step at a time; each logs why it failed ---- */
 
-/* The pid holding a flock on the file (fd is ours, open on it), from /proc/locks; 0 when it
- * cannot be told (no /proc, another pid namespace). */
-static long lock_holder(int fd)
-{
-	struct stat st;
-	FILE *f = fstat(fd, &st) == 0 ? fopen("/proc/locks", "re") : NULL;
-	if (!f)
-		return 0;
-	char line[256];
-	long pid = 0;
-	while (!pid && fgets(line, sizeof(line), f)) {
-		/* "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF" */
-		char kind[16];
-		long p;
-		unsigned maj, min;
-		unsigned long long ino;
-		if (sscanf(line, "%*[^:]: %15s %*s %*s %ld %x:%x:%llu", kind, &p, &maj, &min, &ino) ==
-			5 &&
-		    strcmp(kind, "FLOCK") == 0 && ino == (unsigned long long)st.st_ino &&
-		    maj == major(st.st_dev) && min == minor(st.st_dev) && p != (long)getpid())
-			pid = p;
-	}
-	fclose(f);
-	return pid;
-}
-
 /*
  * One recorder per database, checked before anything else touches the file: session ids are
  * handed out from memory and sessions left open are closed at start, both of which assume no
- * other writer, and a second instance must not migrate the schema or add or drop the
- * full-text index under a running one. The flock is released by the kernel however the
- * process ends. The file is created here when missing (SQLite takes an empty file as a new
- * database).
+ * other writer (store_lock says why the schema and the index need it too).
  */
 static int lock_database(struct rec *rec)
 {
-	const char *path = rec->opt.db_path;
-	rec->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
-	if (rec->lock_fd < 0) {
-		int err = errno;
-		log_err("database %s: cannot open for writing: %s", path,
-			err == EROFS ? "the file system is read-only" : strerror(err));
-		return -err;
-	}
-	if (flock(rec->lock_fd, LOCK_EX | LOCK_NB) == 0)
+	char err[256];
+	rec->lock_fd = store_lock(rec->opt.db_path, true, err, sizeof(err));
+	if (rec->lock_fd >= 0)
 		return 0;
-	int err = errno;
-	if (err != EWOULDBLOCK) {
-		log_err("database %s: cannot lock: %s", path, strerror(err));
-		return -err;
-	}
-	long pid = lock_holder(rec->lock_fd);
-	if (pid > 0)
-		log_err("database %s: database is in use by pid %ld", path, pid);
-	else
-		log_err("database %s: database is in use by another process", path);
-	return -EBUSY;
+	int rc = rec->lock_fd;
+	rec->lock_fd = -1;
+	log_err("database %s: %s", rec->opt.db_path, err);
+	return rc;
 }
 
 static int open_store(struct rec *rec)

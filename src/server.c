@@ -11,6 +11,41 @@
 
 #include "text.h"
 
+/* The URL for a message: control characters as \xNN, cut after 80 bytes. */
+static const char *shown(char *dst, size_t cap, const char *url)
+{
+	size_t o = 0, i = 0;
+	for (; url[i] && i < 80 && o + 5 < cap; i++) {
+		unsigned char ch = (unsigned char)url[i];
+		if (ch < 0x20 || ch == 0x7f)
+			o += (size_t)snprintf(dst + o, cap - o, "\\x%02x", ch);
+		else
+			dst[o++] = (char)ch;
+	}
+	if (url[i] && o + 4 <= cap) {
+		memcpy(dst + o, "...", 3);
+		o += 3;
+	}
+	dst[o] = '\0';
+	return dst;
+}
+
+#define FAIL(why)                                                                                  \
+	do {                                                                                       \
+		char q_[400];                                                                      \
+		snprintf(err, errlen, "server '%s': %s", shown(q_, sizeof(q_), url), why);         \
+		return -EINVAL;                                                                    \
+	} while (0)
+
+/* Bytes that never belong in a host or path: controls, space, DEL. */
+static bool has_ctl(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f)
+			return true;
+	return false;
+}
+
 int server_parse(const char *url, struct server *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
@@ -28,27 +63,27 @@ int server_parse(const char *url, struct server *out, char *err, size_t errlen)
 		out->port = 0;
 		p = url + 6;
 	} else {
-		snprintf(err, errlen, "server '%s': expected wss://, ws:// or tcp://", url);
-		return -EINVAL;
+		FAIL("expected wss://, ws:// or tcp://");
 	}
 	const char *host = p, *host_end;
 	if (*p == '[') {
 		host = p + 1;
 		host_end = strchr(host, ']');
 		if (!host_end) {
-			snprintf(err, errlen, "server '%s': unclosed [ in host", url);
-			return -EINVAL;
+			FAIL("unclosed [ in host");
 		}
 		p = host_end + 1;
 	} else {
-		host_end = p + strcspn(p, ":/?#");
+		host_end = p + strcspn(p, ":/?#@[]");
 		p = host_end;
 	}
 	size_t hl = (size_t)(host_end - host);
-	if (hl == 0 || hl >= sizeof(out->host)) {
-		snprintf(err, errlen, "server '%s': missing or too long host", url);
-		return -EINVAL;
-	}
+	if (hl == 0 || hl >= sizeof(out->host))
+		FAIL("missing or too long host");
+	if (has_ctl(host, hl))
+		FAIL("control character or space in host");
+	if (*p && *p != ':' && *p != '/')
+		FAIL("expected ':port' or '/path' after the host");
 	memcpy(out->host, host, hl);
 	bool explicit_port = false;
 	if (*p == ':') {
@@ -56,27 +91,19 @@ int server_parse(const char *url, struct server *out, char *err, size_t errlen)
 		while (*end >= '0' && *end <= '9')
 			end++;
 		int64_t port;
-		if (!text_int(p + 1, (size_t)(end - p - 1), 1, 65535, &port)) {
-			snprintf(err, errlen, "server '%s': bad port", url);
-			return -EINVAL;
-		}
+		if (!text_int(p + 1, (size_t)(end - p - 1), 1, 65535, &port))
+			FAIL("bad port");
 		out->port = (uint16_t)port;
 		explicit_port = true;
 		p = end;
 	}
-	if (out->port == 0) {
-		snprintf(err, errlen, "server '%s': tcp:// needs a port", url);
-		return -EINVAL;
-	}
-	if (*p && *p != '/') {
-		snprintf(err, errlen, "server '%s': unexpected '%c' after host", url, *p);
-		return -EINVAL;
-	}
+	if (out->port == 0)
+		FAIL("tcp:// needs a port");
+	if (*p && *p != '/')
+		FAIL("expected ':port' or '/path' after the host");
 	const char *path = *p ? p : "/";
-	if (strlen(path) >= sizeof(out->path) || strpbrk(path, " \r\n")) {
-		snprintf(err, errlen, "server '%s': bad path", url);
-		return -EINVAL;
-	}
+	if (strlen(path) >= sizeof(out->path) || has_ctl(path, strlen(path)))
+		FAIL("path too long or holds a control character or space");
 	strcpy(out->path, path);
 	bool v6 = strchr(out->host, ':') != NULL;
 	const char *lb = v6 ? "[" : "", *rb = v6 ? "]" : "";

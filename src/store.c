@@ -13,11 +13,16 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #define STORE_DEFAULT_MAX_QUEUE ((size_t)256 << 20)
 
@@ -1030,4 +1035,58 @@ void store_get_stats(const struct store *s, struct store_stats *out)
 const char *store_last_error(const struct store *s)
 {
 	return s && s->err[0] ? s->err : "no error";
+}
+
+/* ---- one writer per database ---- */
+
+/* The pid holding a flock on the file (fd is ours, open on it), from /proc/locks; 0 when it
+ * cannot be told (no /proc, another pid namespace). */
+static long lock_holder(int fd)
+{
+	struct stat st;
+	FILE *f = fstat(fd, &st) == 0 ? fopen("/proc/locks", "re") : NULL;
+	if (!f)
+		return 0;
+	char line[256];
+	long pid = 0;
+	while (!pid && fgets(line, sizeof(line), f)) {
+		/* "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF" */
+		char kind[16];
+		long p;
+		unsigned maj, min;
+		unsigned long long ino;
+		if (sscanf(line, "%*[^:]: %15s %*s %*s %ld %x:%x:%llu", kind, &p, &maj, &min, &ino) ==
+			5 &&
+		    strcmp(kind, "FLOCK") == 0 && ino == (unsigned long long)st.st_ino &&
+		    maj == major(st.st_dev) && min == minor(st.st_dev) && p != (long)getpid())
+			pid = p;
+	}
+	fclose(f);
+	return pid;
+}
+
+int store_lock(const char *path, bool create, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY | (create ? O_CREAT : 0), 0644);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot open for writing: %s",
+		         e == EROFS ? "the file system is read-only" : strerror(e));
+		return -e;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return fd;
+	int e = errno;
+	if (e != EWOULDBLOCK) {
+		snprintf(err, errlen, "cannot lock: %s", strerror(e));
+		close(fd);
+		return -e;
+	}
+	long pid = lock_holder(fd);
+	if (pid > 0)
+		snprintf(err, errlen, "database is in use by pid %ld", pid);
+	else
+		snprintf(err, errlen, "database is in use by another process");
+	close(fd);
+	return -EBUSY;
 }

@@ -78,9 +78,13 @@ static void ev_error(void *user_data, int64_t code, const char *text)
 	check(text != NULL);
 }
 
+/* Skipped packets reported through on_skipped (the platform keeps no counter of its own). */
+static uint64_t plat_skipped;
+
 static void ev_skipped(void *user_data, uint64_t n, const char *why)
 {
 	check(n > 0 && why != NULL);
+	plat_skipped += n;
 }
 
 static const struct platform_events events = {ev_joined, ev_record, ev_foreign, ev_error,
@@ -111,6 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	douyu_reader_init(&r);
 	struct platform_session *ps = NULL;
+	plat_skipped = 0;
 	check(douyu_platform.session_create(9999, &events, NULL, &ps) == 0);
 	struct buf out;
 	buf_init(&out);
@@ -137,7 +142,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(split.n == whole.n && r.skipped == skipped);
 	for (size_t j = 0; j < whole.n && j < MAX_SEEN; j++)
 		check(split.hash[j] == whole.hash[j]);
-	check(douyu_platform.skipped(ps) >= skipped);
+	check(plat_skipped >= skipped);
 	douyu_reader_finish(&r);
 	douyu_platform.session_destroy(ps);
 	buf_finish(&out);

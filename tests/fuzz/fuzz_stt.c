@@ -4,7 +4,7 @@
  * JSON, and its first value is decoded again as a nested message. Invariants from stt.h are
  * checked with __builtin_trap(): pairs are NUL-terminated with the stated lengths and keys are
  * never empty, the JSON is a valid UTF-8 object with no raw control characters, any value
- * escaped with stt_escape decodes back to itself, and stt_utf8_repair makes valid UTF-8 of
+ * escaped with stt_escape decodes back to itself, and text_utf8_repair makes valid UTF-8 of
  * anything, leaves valid text alone and counts what the JSON writer counts.
  */
 #include "stt.h"
@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -63,21 +64,21 @@ static bool json_text_ok(const uint8_t *p, size_t n)
 	return utf8_ok(p, n, false);
 }
 
-/* stt_utf8_repair of p[0..n): valid output, unchanged when the input was valid; returns the
+/* text_utf8_repair of p[0..n): valid output, unchanged when the input was valid; returns the
  * count of replacements. */
 static size_t check_repair(struct buf *out, const char *p, size_t n)
 {
 	buf_clear(out);
 	size_t bad = 99;
-	check(stt_utf8_repair(out, p, n, &bad) == 0);
+	check(text_utf8_repair(out, p, n, &bad) == 0);
 	if (n == 0) {
 		check(bad == 0 && out->len == 0);
 		return 0;
 	}
 	const uint8_t *o = buf_head(out);
 	check(utf8_ok(o, out->len, true));
-	check(stt_utf8_valid_prefix((const char *)o, out->len) == out->len);
-	size_t vp = stt_utf8_valid_prefix(p, n);
+	check(text_utf8_valid_prefix((const char *)o, out->len) == out->len);
+	size_t vp = text_utf8_valid_prefix(p, n);
 	check(vp <= n && utf8_ok((const uint8_t *)p, vp, true));
 	if (vp == n)
 		check(bad == 0 && out->len == n && memcmp(o, p, n) == 0);
@@ -127,10 +128,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t sum = 0, one;
 	for (size_t i = 0; i < s.n; i++) {
 		buf_clear(&fixed);
-		check(stt_utf8_repair(&fixed, s.pairs[i].key, s.pairs[i].key_len, &one) == 0);
+		check(text_utf8_repair(&fixed, s.pairs[i].key, s.pairs[i].key_len, &one) == 0);
 		sum += one;
 		buf_clear(&fixed);
-		check(stt_utf8_repair(&fixed, s.pairs[i].val, s.pairs[i].val_len, &one) == 0);
+		check(text_utf8_repair(&fixed, s.pairs[i].val, s.pairs[i].val_len, &one) == 0);
 		sum += one;
 	}
 	check(sum == bad);

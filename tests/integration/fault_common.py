@@ -152,7 +152,7 @@ def run_parallel(h, scenarios):
 def thread_safe(ck):
     """Make a harness.Checker usable from several scenario threads."""
     lock = threading.RLock()
-    check, note = ck.check, ck.note
+    check, note, skip = ck.check, ck.note, ck.skip
 
     def locked_check(*a, **k):
         with lock:
@@ -161,5 +161,8 @@ def thread_safe(ck):
     def locked_note(*a, **k):
         with lock:
             return note(*a, **k)
-    ck.check, ck.note = locked_check, locked_note
+    def locked_skip(*a, **k):
+        with lock:
+            return skip(*a, **k)
+    ck.check, ck.note, ck.skip = locked_check, locked_note, locked_skip
     return ck

@@ -163,6 +163,7 @@ class Checker:
         self.name = name
         self.n = 0
         self.failed = []
+        self.skipped = []
 
     def check(self, cond, msg, detail=None):
         self.n += 1
@@ -179,14 +180,26 @@ class Checker:
     def eq(self, got, want, msg):
         return self.check(got == want, msg, None if got == want else 'got:  %r\nwant: %r' % (got, want))
 
+    def skip(self, msg, why):
+        """A case that cannot run here. It prints a TAP SKIP line, and the whole test then
+        exits 77 (meson: SKIP) unless a case failed: a skipped case never counts as a pass."""
+        self.n += 1
+        print('ok %d - %s # SKIP %s' % (self.n, msg, why), flush=True)
+        self.skipped.append(msg)
+
     def note(self, msg):
         for line in str(msg).splitlines():
             print('# ' + line, flush=True)
 
     def summary(self):
-        passed = self.n - len(self.failed)
-        print('%d passed, %d failed' % (passed, len(self.failed)), flush=True)
-        return 0 if not self.failed else 1
+        """Prints the totals; returns the exit status: 1 if a case failed, else 77 (GNU
+        "skipped", which meson reports as SKIP) if a case was skipped, else 0."""
+        passed = self.n - len(self.failed) - len(self.skipped)
+        print('%d passed, %d failed, %d skipped' % (passed, len(self.failed), len(self.skipped)),
+              flush=True)
+        if self.failed:
+            return 1
+        return 77 if self.skipped else 0
 
 
 def wait_until(fn, timeout, interval=0.1):

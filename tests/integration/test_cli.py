@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Command line (design §6) and certificate failures."""
 
+import os
 import re
 import signal
 import sys
@@ -38,6 +39,41 @@ def tls_failure(h, label, cert_key, extra, want_in_log):
     mock.wait(10)
 
 
+MAX_ROOMS = 100000  # CONF_MAX_ROOMS in include/conf.h
+TOO_MANY = 'too many rooms (max %d)' % MAX_ROOMS
+
+
+def max_rooms(h):
+    """One bound on rooms, the same message from the command line, the config file and
+    both together; exactly the bound is accepted each way."""
+    ck = h.ck
+    ids = [str(i) for i in range(1, MAX_ROOMS + 2)]
+    rc, out, err = h.run_danmakud(['--check-config', '-d', 'cli.db'] + ids[:MAX_ROOMS], timeout=60)
+    ck.eq((rc, out.strip()), (0, 'configuration ok: %d rooms, database cli.db, metrics file (none)' % MAX_ROOMS),
+          'command line: %d room ids are accepted' % MAX_ROOMS)
+    rc, out, err = h.run_danmakud(['--check-config', '-d', 'cli.db'] + ids, timeout=60)
+    ck.eq(rc, 2, 'command line: %d room ids exit 2' % (MAX_ROOMS + 1))
+    ck.check(TOO_MANY in err, 'command line: %r' % TOO_MANY, err[-300:])
+
+    def conf(name, n):
+        path = os.path.join(h.tmp, name)
+        with open(path, 'w') as f:
+            f.write('[rooms]\n' + ''.join('%d =\n' % i for i in range(1, n + 1)))
+        return path
+    full = conf('full.conf', MAX_ROOMS)
+    rc, out, err = h.run_danmakud(['--check-config', '-c', full, '-d', 'cli.db'], timeout=60)
+    ck.eq((rc, out.strip()), (0, 'configuration ok: %d rooms, database cli.db, metrics file (none)' % MAX_ROOMS),
+          'config: %d rooms are accepted' % MAX_ROOMS)
+    over = conf('over.conf', MAX_ROOMS + 1)
+    rc, out, err = h.run_danmakud(['--check-config', '-c', over, '-d', 'cli.db'], timeout=60)
+    ck.eq(rc, 2, 'config: %d rooms exit 2' % (MAX_ROOMS + 1))
+    ck.check('%s:%d: %s' % (over, MAX_ROOMS + 2, TOO_MANY) in err,
+             'config: "FILE:LINE: %s"' % TOO_MANY, err[-300:])
+    rc, out, err = h.run_danmakud(['--check-config', '-c', full, '-d', 'cli.db', str(MAX_ROOMS + 1)], timeout=60)
+    ck.eq(rc, 2, 'config with %d rooms plus one on the command line exits 2' % MAX_ROOMS)
+    ck.check(TOO_MANY in err, 'config plus command line: %r' % TOO_MANY, err[-300:])
+
+
 def body(h):
     ck = h.ck
     rc, out, err = h.run_danmakud(['--help'])
@@ -62,6 +98,8 @@ def body(h):
         rc, out, err = h.run_danmakud(['-d', 'cli.db'] + args, timeout=10)
         ck.eq(rc, 2, '%s exits 2' % what)
         ck.check(err.strip() != '', '%s: error message on stderr' % what)
+
+    max_rooms(h)
 
     # A name mismatch: the cert is only for other.invalid.
     tls_failure(h, 'wrong-name', 'other_cert', ['--ca-file', h.certs()['ca']],

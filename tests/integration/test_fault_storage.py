@@ -17,7 +17,10 @@ numbered messages:
    filesystem fails at once with a clear error and exit status 1.
 4. deleted: the database files are deleted while recording: a clear error,
    no crash, a clean stop with exit status 1 naming the rows lost.
-2-4 need `mount -t tmpfs` (root); without it they are skipped (TAP SKIP).
+2-3 need `mount -t tmpfs` (root); without it they print TAP SKIP and the test exits 77
+(meson: SKIP, which CI counts as a failure: it runs as root). The RSS bound of 2 is not
+asserted in a sanitizer build (ASan keeps freed memory in quarantine): meson passes
+--sanitized there; run by hand on a sanitizer build without it, that case skips.
 """
 
 import os
@@ -35,11 +38,7 @@ from fault_common import (start_fault, cids, holes, stderr_lines, wait_stderr, r
 
 LONG = '--long' in sys.argv
 LOCK_S = 30 if LONG else 8
-
-
-def skip(ck, msg, why):
-    ck.n += 1
-    print('ok %d - %s # SKIP %s' % (ck.n, msg, why), flush=True)
+SANITIZED = '--sanitized' in sys.argv
 
 
 def config(h, name, extra=''):
@@ -144,7 +143,7 @@ def full(h):
     ck = h.ck
     fs = Tmpfs(h, 'full', '16m')
     if not fs.ok:
-        skip(ck, 'full: database full, drops counted, recovery', 'cannot mount a tmpfs: %s' % fs.why)
+        ck.skip('full: database full, drops counted, recovery', 'cannot mount a tmpfs: %s' % fs.why)
         return
     try:
         room = 7202
@@ -167,8 +166,10 @@ def full(h):
         time.sleep(1.5)
         rss1 = rss_kb(d.pid)
         ck.note('full: RSS %d kB before the disk filled, %d kB with the queue at its 1 MiB bound' % (rss0, rss1))
-        if sanitized(d.pid):
-            skip(ck, 'full: memory stays bounded while dropping', 'ASan keeps freed memory in quarantine')
+        if SANITIZED:
+            ck.note('full: RSS bound not asserted in a sanitizer build (--sanitized)')
+        elif sanitized(d.pid):
+            ck.skip('full: memory stays bounded while dropping', 'ASan keeps freed memory in quarantine')
         else:
             ck.check(rss1 - rss0 < 16 * 1024, 'full: memory stays bounded while dropping (+%d kB)' % (rss1 - rss0))
         ck.check(d.alive(), 'full: still running')
@@ -202,7 +203,7 @@ def readonly(h):
     ck = h.ck
     fs = Tmpfs(h, 'ro', '64m')
     if not fs.ok:
-        skip(ck, 'read-only: clear error, no crash', 'cannot mount a tmpfs: %s' % fs.why)
+        ck.skip('read-only: clear error, no crash', 'cannot mount a tmpfs: %s' % fs.why)
         return
     try:
         room = 7203
@@ -270,6 +271,7 @@ def body(h):
 
 
 if __name__ == '__main__':
-    if LONG:
-        sys.argv.remove('--long')
+    for flag in ('--long', '--sanitized'):
+        if flag in sys.argv:
+            sys.argv.remove(flag)
     sys.exit(harness.Harness('fault_storage').run(body))

@@ -5,6 +5,8 @@
  */
 #include "conf.h"
 
+#include "buf.h"
+
 #include "test.h"
 
 #include <errno.h>
@@ -271,37 +273,46 @@ static void test_servers(void)
 
 	ASSERT_FAILS("[douyu]\nservers =\n",
 	             "2: servers: expected one or more space-separated URLs");
-	ASSERT_FAILS("[douyu]\nservers = wss://a:1/ http://b:80/\n",
-	             "2: servers: 'http://b:80/' must start with wss://, ws:// or tcp://");
-	ASSERT_FAILS("[douyu]\nservers = WSS://a:1/\n",
-	             "2: servers: 'WSS://a:1/' must start with wss://, ws:// or tcp://");
-	ASSERT_FAILS("[douyu]\nservers = danmuproxy.douyu.com:8501\n",
-	             "2: servers: 'danmuproxy.douyu.com:8501' must start with wss://, ws:// or "
-	             "tcp://");
-#define BAD_URL(u)                                                                                 \
-	ASSERT_FAILS("[douyu]\nservers = " u "\n",                                                 \
-	             "2: servers: expected scheme://host:port[/path], got '" u "'")
-	BAD_URL("wss://danmuproxy.douyu.com/");
-	BAD_URL("wss://danmuproxy.douyu.com");
-	BAD_URL("wss://:8501/");
-	BAD_URL("wss://");
-	BAD_URL("tcp://host:");
-	BAD_URL("tcp://host:0");
-	BAD_URL("tcp://host:65536");
-	BAD_URL("tcp://host:99999999999999999999");
-	BAD_URL("tcp://host:12x");
-	BAD_URL("tcp://host:12?x");
-	BAD_URL("tcp://user@host:12");
-	BAD_URL("wss://[::1/");
-	BAD_URL("wss://[]:1/");
-	BAD_URL("wss://::1:443/");
-#undef BAD_URL
-	ASSERT_FAILS("[douyu]\nservers = tcp://h\x01st:1\n",
-	             "2: servers: expected scheme://host:port[/path], got 'tcp://h\\x01st:1'");
-	ASSERT_FAILS("[douyu]\nservers = ws://h:1/p\x7f\n",
-	             "2: servers: expected scheme://host:port[/path], got 'ws://h:1/p\\x7f'");
+	/* The URL rules are server_parse's (server.h), the same as for -s: a port may be left
+	 * to the scheme's default, and the reason comes from there. */
+	ASSERT_EQ(parse(&c, "[douyu]\nservers = wss://danmuproxy.douyu.com/ ws://h\n"), 0);
+	ASSERT_STR_EQ(c.servers[0], "wss://danmuproxy.douyu.com/");
+	ASSERT_STR_EQ(c.servers[1], "ws://h");
+	conf_finish(&c);
+	static const struct {
+		const char *url, *shown, *why;
+	} bad[] = {
+		{"http://b:80/", NULL, "expected wss://, ws:// or tcp://"},
+		{"WSS://a:1/", NULL, "expected wss://, ws:// or tcp://"},
+		{"danmuproxy.douyu.com:8501", NULL, "expected wss://, ws:// or tcp://"},
+		{"wss://:8501/", NULL, "missing or too long host"},
+		{"wss://", NULL, "missing or too long host"},
+		{"wss://[]:1/", NULL, "missing or too long host"},
+		{"wss://::1:443/", NULL, "missing or too long host"},
+		{"wss://[::1/", NULL, "unclosed [ in host"},
+		{"tcp://host", NULL, "tcp:// needs a port"},
+		{"tcp://host:", NULL, "bad port"},
+		{"tcp://host:0", NULL, "bad port"},
+		{"tcp://host:65536", NULL, "bad port"},
+		{"tcp://host:99999999999999999999", NULL, "bad port"},
+		{"tcp://host:12x", NULL, "expected ':port' or '/path' after the host"},
+		{"tcp://host:12?x", NULL, "expected ':port' or '/path' after the host"},
+		{"tcp://user@host:12", NULL, "expected ':port' or '/path' after the host"},
+		{"wss://a.b?x", NULL, "expected ':port' or '/path' after the host"},
+		{"tcp://h\x01st:1", "tcp://h\\x01st:1", "control character or space in host"},
+		{"ws://h:1/p\x7f", "ws://h:1/p\\x7f", "path too long or holds a control character or space"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char line[256], want[256];
+		snprintf(line, sizeof(line), "[douyu]\nservers = wss://a:1/ %s\n", bad[i].url);
+		snprintf(want, sizeof(want), FILE_NAME ":2: servers: server '%s': %s",
+		         bad[i].shown ? bad[i].shown : bad[i].url, bad[i].why);
+		ASSERT_EQ(parse(&c, line), -EINVAL);
+		ASSERT_STR_EQ(err, want);
+		ASSERT_EQ(c.n_servers, 0);
+	}
 
-	/* Hosts and paths up to 255 bytes, as room.c stores them. */
+	/* Hosts and paths up to 255 bytes, as struct server stores them. */
 	char url[600] = "ws://", text2[700];
 	memset(url + 5, 'h', 255);
 	strcpy(url + 260, ":1/");
@@ -310,17 +321,54 @@ static void test_servers(void)
 	ASSERT_EQ(parse(&c, text2), 0);
 	ASSERT_STR_EQ(c.servers[0], url);
 	conf_finish(&c);
-	char expect[200];
-	snprintf(expect, sizeof(expect),
-	         FILE_NAME ":2: servers: expected scheme://host:port[/path], got '%.60s...'", url);
+	char expect[300];
 	strcat(url, "p");
+	snprintf(expect, sizeof(expect),
+	         FILE_NAME ":2: servers: server '%.80s...': path too long or holds a control "
+	         "character or space", url);
 	snprintf(text2, sizeof(text2), "[douyu]\nservers = %s\n", url);
 	ASSERT_EQ(parse(&c, text2), -EINVAL);
 	ASSERT_STR_EQ(err, expect);
 	memmove(url + 6, url + 5, strlen(url + 5) + 1); /* 256-byte host */
+	snprintf(expect, sizeof(expect),
+	         FILE_NAME ":2: servers: server '%.80s...': missing or too long host", url);
 	snprintf(text2, sizeof(text2), "[douyu]\nservers = %s\n", url);
 	ASSERT_EQ(parse(&c, text2), -EINVAL);
 	ASSERT_STR_EQ(err, expect);
+}
+
+/* One bound on rooms, CONF_MAX_ROOMS, with the message the command line gives too. */
+static void test_max_rooms(void)
+{
+	struct buf t;
+	buf_init(&t);
+	ASSERT_EQ(buf_append(&t, "[rooms]\n", 8), 0);
+	char line[32];
+	for (int i = 1; i <= CONF_MAX_ROOMS; i++) {
+		int n = snprintf(line, sizeof(line), "%d =\n", i);
+		ASSERT_EQ(buf_append(&t, line, (size_t)n), 0);
+	}
+	struct conf c;
+	conf_init(&c);
+	err[0] = '\0';
+	int rc = conf_parse(&c, FILE_NAME, (const char *)buf_head(&t), t.len, err, sizeof(err));
+	ASSERT_EQ(rc, 0);
+	ASSERT_EQ(c.n_rooms, CONF_MAX_ROOMS);
+	ASSERT_EQ(c.rooms[CONF_MAX_ROOMS - 1].id, CONF_MAX_ROOMS);
+	conf_finish(&c);
+	int n = snprintf(line, sizeof(line), "%d = one too many\n", CONF_MAX_ROOMS + 1);
+	ASSERT_EQ(buf_append(&t, line, (size_t)n), 0);
+	conf_init(&c);
+	rc = conf_parse(&c, FILE_NAME, (const char *)buf_head(&t), t.len, err, sizeof(err));
+	buf_finish(&t);
+	ASSERT_EQ(rc, -EINVAL);
+	char want[128], msg[64];
+	snprintf(msg, sizeof(msg), CONF_TOO_MANY_ROOMS, CONF_MAX_ROOMS);
+	snprintf(want, sizeof(want), FILE_NAME ":%d: %s", CONF_MAX_ROOMS + 2, msg);
+	ASSERT_STR_EQ(err, want);
+	ASSERT_STR_EQ(msg, "too many rooms (max 100000)");
+	ASSERT_EQ(c.n_rooms, 0);
+	ASSERT(c.rooms == NULL);
 }
 
 static void test_bounds(void)
@@ -612,6 +660,7 @@ int main(void)
 	RUN(test_labels);
 	RUN(test_room_ids);
 	RUN(test_servers);
+	RUN(test_max_rooms);
 	RUN(test_bounds);
 	RUN(test_service_keys);
 	RUN(test_fts_key);
