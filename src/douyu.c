@@ -252,6 +252,8 @@ static void collect_fields(const struct stt *s, struct fields *f)
 int douyu_record(const struct stt *s, struct stt *nested, int64_t room_id, struct buf *json,
 		 struct record *rec)
 {
+	if (stt_json_bound(s) > DOUYU_MAX_JSON)
+		return -EMSGSIZE;
 	struct fields f;
 	collect_fields(s, &f);
 	const char *type = f.type ? f.type : "";
@@ -367,7 +369,7 @@ struct platform_session {
 	struct buf json;
 	int64_t room_id;
 	bool joined;
-	uint64_t rejected; /* packets stt_decode refused (too many pairs) */
+	uint64_t rejected; /* packets refused: too many pairs, or JSON over DOUYU_MAX_JSON */
 	const struct platform_events *ev;
 	void *user_data;
 	/* Valid during feed only. */
@@ -437,6 +439,13 @@ static int store(struct platform_session *s)
 	rec.ts = s->now_ms;
 	rec.session_id = s->session_id;
 	int rc = douyu_record(&s->stt, &s->nested, s->room_id, &s->json, &rec);
+	if (rc == -EMSGSIZE) {
+		/* Too big to store, but well framed: skip it and keep the connection. */
+		s->rejected++;
+		if (s->ev->on_skipped)
+			s->ev->on_skipped(s->user_data, 1, "data over 2 MiB as JSON");
+		return 0;
+	}
 	if (rc < 0)
 		return rc;
 	if (s->ev->on_record)
@@ -513,6 +522,15 @@ static int feed(struct platform_session *s, int64_t now_ms, int64_t session_id,
 	uint64_t skipped_before = s->reader.skipped, packets_before = s->reader.packets;
 	int rc = douyu_reader_feed(&s->reader, data, len, on_packet, s);
 	s->out = NULL;
+	/*
+	 * One huge packet must not pin its decode buffers (and up to DOUYU_MAX_JSON of JSON) for
+	 * the rest of the connection. A trim that cannot allocate leaves its buffer as it was,
+	 * which is harmless, so its error is ignored.
+	 */
+	(void)buf_trim(&s->reader.pending, DOUYU_KEEP_BUF);
+	(void)buf_trim(&s->json, DOUYU_KEEP_BUF);
+	stt_trim(&s->stt, DOUYU_KEEP_BUF);
+	stt_trim(&s->nested, DOUYU_KEEP_BUF);
 	/* Reported once per feed, not per packet: a flood of bad packets costs one event. */
 	if (s->reader.skipped > skipped_before && s->ev->on_skipped)
 		s->ev->on_skipped(s->user_data, s->reader.skipped - skipped_before,
