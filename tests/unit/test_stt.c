@@ -650,6 +650,50 @@ static void test_random_vs_reference(void)
 	stt_finish(&s);
 }
 
+/* stt_json_bound is what stt_to_json may write; stt_trim gives big arrays back. */
+static void test_json_bound_and_trim(void)
+{
+	struct stt s;
+	stt_init(&s);
+	struct buf j;
+	buf_init(&j);
+	ASSERT_EQ(stt_decode(&s, "a@=\x01\x01/a@=b/", 13), 0);
+	/* 2 + 2 pairs x (6 x bytes + 24) */
+	ASSERT_EQ(stt_json_bound(&s), 2 + (6 * 3 + 24) + (6 * 2 + 24));
+	ASSERT_EQ(stt_to_json(&s, &j, NULL), 0);
+	ASSERT_LE(j.len, stt_json_bound(&s));
+	/* Small arrays stay. */
+	char *text = s.text;
+	stt_trim(&s, 64 * 1024);
+	ASSERT_EQ(s.n, 0);
+	ASSERT(s.text == text);
+	/* A 1 MiB message grows the text to 1 MiB and the pairs to 4096 x 32 bytes: both go. */
+	size_t len = 1 << 20;
+	char *big = malloc(len);
+	ASSERT(big);
+	/* 4000 small pairs, then one value filling the rest. */
+	for (size_t i = 0; i < 5 * 4000; i++)
+		big[i] = "k@=v/"[i % 5];
+	memcpy(big + 5 * 4000, "v@=", 3);
+	memset(big + 5 * 4000 + 3, 'x', len - 5 * 4000 - 3);
+	ASSERT_EQ(stt_decode(&s, big, len), 0);
+	ASSERT_EQ(s.n, 4001);
+	ASSERT_EQ(s.pairs[4000].val_len, len - 5 * 4000 - 3);
+	ASSERT_GT(s.text_cap, 64 * 1024);
+	ASSERT_GT(s.cap * sizeof(*s.pairs), 64 * 1024);
+	stt_trim(&s, 64 * 1024);
+	ASSERT_EQ(s.n, 0);
+	ASSERT(s.text == NULL);
+	ASSERT(s.pairs == NULL);
+	ASSERT_EQ(s.text_cap + s.cap, 0);
+	/* Decoding after a trim allocates again. */
+	ASSERT_EQ(stt_decode(&s, "type@=x/", 8), 0);
+	ASSERT_STR_EQ(stt_get(&s, "type"), "x");
+	free(big);
+	buf_finish(&j);
+	stt_finish(&s);
+}
+
 int main(void)
 {
 	RUN(test_samples);
@@ -662,5 +706,6 @@ int main(void)
 	RUN(test_json_escapes);
 	RUN(test_json_invalid_utf8);
 	RUN(test_random_vs_reference);
+	RUN(test_json_bound_and_trim);
 	TEST_DONE();
 }
