@@ -528,6 +528,7 @@ static int feed(struct platform_session *s, int64_t now_ms, int64_t session_id,
 	 * which is harmless, so its error is ignored.
 	 */
 	(void)buf_trim(&s->reader.pending, DOUYU_KEEP_BUF);
+	buf_clear(&s->json); /* records only borrow it during on_record */
 	(void)buf_trim(&s->json, DOUYU_KEEP_BUF);
 	stt_trim(&s->stt, DOUYU_KEEP_BUF);
 	stt_trim(&s->nested, DOUYU_KEEP_BUF);
