@@ -49,9 +49,6 @@ int stt_decode(struct stt *s, const char *body, size_t len);
  */
 void stt_trim(struct stt *s, size_t keep);
 
-/* The worst-case size stt_to_json may write for s (what it reserves before writing). */
-size_t stt_json_bound(const struct stt *s);
-
 /* The value of the first pair named key, or NULL. */
 const char *stt_get(const struct stt *s, const char *key);
 

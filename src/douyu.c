@@ -252,8 +252,6 @@ static void collect_fields(const struct stt *s, struct fields *f)
 int douyu_record(const struct stt *s, struct stt *nested, int64_t room_id, struct buf *json,
 		 struct record *rec)
 {
-	if (stt_json_bound(s) > DOUYU_MAX_JSON)
-		return -EMSGSIZE;
 	struct fields f;
 	collect_fields(s, &f);
 	const char *type = f.type ? f.type : "";
@@ -305,6 +303,12 @@ int douyu_record(const struct stt *s, struct stt *nested, int64_t room_id, struc
 	buf_clear(json);
 	size_t bad = 0;
 	int rc = stt_to_json(s, json, &bad);
+	if (rc == 0 && json->len > DOUYU_MAX_JSON) {
+		/* Only escapes or replaced bytes get a packet (<= 1 MiB) this far; the feed that
+		 * called us releases the buffer afterwards. */
+		buf_clear(json);
+		return -EMSGSIZE;
+	}
 	rec->replaced_utf8 = bad;
 	size_t data_len = json->len;
 	/* NUL-terminate for convenience; the terminator is not part of data_len. */

@@ -166,7 +166,8 @@ void stt_trim(struct stt *s, size_t keep)
 	}
 }
 
-size_t stt_json_bound(const struct stt *s)
+/* The worst-case size stt_to_json may write for s; it reserves this before writing. */
+static size_t json_bound(const struct stt *s)
 {
 	/* Every byte may become \u00XX; each pair adds quotes, ':', ',' and a "#NNNN" suffix. */
 	size_t need = 2;
@@ -263,7 +264,7 @@ int stt_to_json(const struct stt *s, struct buf *out, size_t *replaced)
 	if (rc < 0)
 		goto out;
 	/* Reserve the worst case once, so the loop below writes without checks. */
-	rc = buf_reserve(out, stt_json_bound(s));
+	rc = buf_reserve(out, json_bound(s));
 	if (rc < 0)
 		goto out;
 	char *o = (char *)buf_head(out) + out->len;

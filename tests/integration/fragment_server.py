@@ -6,8 +6,9 @@ websocket frames and Douyu packets (no websocket library and nothing of danmakud
 Each connection is upgraded, answers loginreq with loginres, and after the client's
 joingroup sends --reps times one websocket message of exactly 1 MiB (the largest
 danmakud accepts) as one-byte fragments: 1,048,576 frames of 3 bytes. The message is one
-Douyu packet of exactly 1 MiB (the largest the framing allows): a chatmsg whose text fills
-it, rid 0 (a broadcast, so it is the room's own). Then it sends --chats ordinary chat
+Douyu packet of exactly 1 MiB (the largest the framing allows): a chatmsg, rid 0 (a
+broadcast, so it is the room's own), whose text is control characters, so that its JSON
+(\u0001 per byte, ~6 MiB) is over danmakud's cap and the worst case of decoding is hit. Then it sends --chats ordinary chat
 packets, each a whole websocket message with a unique cid, and then keeps reading,
 echoing every `mrkl` heartbeat.
 
@@ -59,7 +60,7 @@ def big_packet():
     head = b'type@=chatmsg/rid@=0/uid@=4242/nn@=fragments/level@=1/txt@='
     tail = b'/'
     fill = MIB - 12 - 1 - len(head) - len(tail)
-    p = packet(head + b'x' * fill + tail)
+    p = packet(head + b'\x01' * fill + tail)
     assert len(p) == MIB, len(p)
     return p
 

@@ -1147,8 +1147,8 @@ static bool heap_accounting_works(void)
 	return during >= before + (1 << 20);
 }
 
-/* A chat packet with text_len bytes of text, or (text_len 0) exactly total bytes long. */
-static void pack_chat(struct buf *out, const char *nick, size_t text_len, size_t total)
+/* A chat packet with text_len bytes of text c, or (text_len 0) exactly total bytes long. */
+static void pack_chat(struct buf *out, const char *nick, char c, size_t text_len, size_t total)
 {
 	struct buf body;
 	buf_init(&body);
@@ -1156,7 +1156,7 @@ static void pack_chat(struct buf *out, const char *nick, size_t text_len, size_t
 	if (total)
 		text_len = total - DOUYU_HDR_LEN - 1 - body.len - 1;
 	for (size_t i = 0; i < text_len; i++)
-		buf_append(&body, "t", 1);
+		buf_append(&body, &c, 1);
 	buf_append_str(&body, "/");
 	douyu_pack(out, DOUYU_TYPE_S2C, (const char *)buf_head(&body), body.len);
 	buf_finish(&body);
@@ -1165,8 +1165,8 @@ static void pack_chat(struct buf *out, const char *nick, size_t text_len, size_t
 /*
  * After one huge packet, a session gives back what it decoded it with: the reader's pending
  * bytes, both STT decoders and the JSON are at most DOUYU_KEEP_BUF each once the feed
- * returns. A chat whose JSON fits DOUYU_MAX_JSON is stored; a bigger one is skipped with a
- * reason, and the connection goes on.
+ * returns. A chat whose JSON fits DOUYU_MAX_JSON is stored, even near 1 MiB; one whose JSON
+ * would be longer is skipped with a reason, and the connection goes on.
  */
 static void test_platform_buffers_released(void)
 {
@@ -1184,15 +1184,18 @@ static void test_platform_buffers_released(void)
 	/* The input first, so that the heap measured below holds only the session's growth. */
 	struct buf warm;
 	buf_init(&warm);
-	pack_chat(&warm, "warm", 10, 0);
-	/* 300 KiB of text: JSON bound ~1.8 MiB, under the cap: stored. */
-	pack_chat(&in, "big", 300 << 10, 0);
+	pack_chat(&warm, "warm", 't', 10, 0);
+	/* Almost 1 MiB of text: its JSON is about as long, under the cap: stored. */
+	pack_chat(&in, "big", 't', 1000000, 0);
 	size_t first = in.len;
-	/* Then a packet of exactly 1 MiB (over the cap: skipped), then an ordinary chat. */
-	pack_chat(&in, "huge", 0, DOUYU_MAX_LEN);
+	/*
+	 * Then a packet of exactly 1 MiB of control characters: each becomes \u0001 in JSON,
+	 * ~6 MiB, over the cap: skipped. Then an ordinary chat.
+	 */
+	pack_chat(&in, "huge", 1, 0, DOUYU_MAX_LEN);
 	size_t huge = in.len - first;
 	ASSERT_EQ(huge, DOUYU_MAX_LEN);
-	pack_chat(&in, "after", 5, 0);
+	pack_chat(&in, "after", 't', 5, 0);
 	ASSERT_EQ(douyu_platform.session_create(55, &sink_ev, &k, &ps), 0);
 	ASSERT_EQ(douyu_platform.feed(ps, 1, 2, buf_head(&warm), warm.len, &out), 1);
 	buf_finish(&warm);
