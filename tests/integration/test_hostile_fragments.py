@@ -57,7 +57,7 @@ def body(h):
             ceiling = int(a.split('=', 1)[1])
     with open(h.args.danmakud, 'rb') as f:
         asan = b'__asan_init' in f.read()
-    reps = 1 if asan else REPS  # a sanitizer build parses a million frames several times slower
+    reps = REPS
 
     srv_argv = [sys.executable, os.path.join(harness.HERE, 'fragment_server.py'),
                 '--reps', str(reps), '--chats', str(CHATS)]
