@@ -42,5 +42,13 @@ int buf_printf(struct buf *b, const char *fmt, ...);
 void buf_consume(struct buf *b, size_t n);
 /* Drop everything unread; keeps the allocation. */
 void buf_clear(struct buf *b);
+/*
+ * Give memory back after a burst: when the capacity exceeds keep and at most keep bytes are
+ * unread, free the allocation (nothing unread) or move the unread bytes into one of exactly
+ * keep bytes. A buffer still holding more than keep bytes is left alone, so trimming after
+ * every feed never makes a growing buffer reallocate twice. Returns 0, or -ENOMEM when the
+ * smaller allocation fails (the buffer is then unchanged and still valid).
+ */
+int buf_trim(struct buf *b, size_t keep);
 
 #endif

@@ -22,6 +22,15 @@
 /* Largest accepted value of the length field (1 MiB); a bigger one is a framing error. */
 #define DOUYU_MAX_LEN (1u << 20)
 
+/*
+ * Largest JSON douyu_record stores for one message. Text and UTF-8 pass through nearly
+ * unchanged, so every packet the framing allows (<= 1 MiB) fits unless it is mostly control
+ * characters or invalid bytes, which JSON escapes or replaces at up to 6 bytes per byte.
+ */
+#define DOUYU_MAX_JSON (2u << 20)
+/* A session's buffers above this capacity are released after each feed. */
+#define DOUYU_KEEP_BUF (64u << 10)
+
 /* Append one packet with the given type and body to out. Returns 0, -ENOMEM or -EMSGSIZE. */
 int douyu_pack(struct buf *out, uint16_t type, const char *body, size_t len);
 
@@ -71,7 +80,8 @@ int douyu_reader_feed(struct douyu_reader *r, const uint8_t *data, size_t len, d
  * uid and level only when strictly decimal int64. data is the JSON of every top-level field
  * (stt_to_json: duplicates as "key#2", invalid UTF-8 replaced and counted in
  * rec->replaced_utf8), written into json, which is cleared first. Borrowed pointers point
- * into s, nested and json. Returns 0 or -ENOMEM.
+ * into s, nested and json. Returns 0, -ENOMEM, or -EMSGSIZE when the JSON is longer than
+ * DOUYU_MAX_JSON (json is then emptied and rec not filled in).
  */
 int douyu_record(const struct stt *s, struct stt *nested, int64_t room_id, struct buf *json,
 		 struct record *rec);

@@ -43,6 +43,12 @@ void stt_finish(struct stt *s);
  */
 int stt_decode(struct stt *s, const char *body, size_t len);
 
+/*
+ * Free the text or pairs array when its capacity exceeds keep bytes (after a huge message;
+ * the next stt_decode allocates again). s is left empty: pointers into it become invalid.
+ */
+void stt_trim(struct stt *s, size_t keep);
+
 /* The value of the first pair named key, or NULL. */
 const char *stt_get(const struct stt *s, const char *key);
 

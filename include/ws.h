@@ -10,7 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Default cap on one (reassembled) message; bigger messages fail the connection. */
+/* Default cap on one message, counted across its fragments; a bigger one fails the
+ * connection. Messages are never reassembled in memory (see on_data). */
 #define WS_MAX_MESSAGE (1u << 20)
 
 struct ws;
@@ -18,9 +19,20 @@ struct ws;
 struct ws_callbacks {
 	/* Bytes for the lower layer (TLS or TCP). Return 0, or a negative errno to fail. */
 	int (*send)(void *user_data, const uint8_t *data, size_t len);
-	/* One complete data message (binary or text). Return 0, or a negative errno to fail
-	 * the connection (ws_feed then returns that value). */
-	int (*on_message)(void *user_data, const uint8_t *data, size_t len, bool binary);
+	/*
+	 * Payload bytes of a data message (binary or text), in order, as they arrive: a message
+	 * comes in one or more calls, split at fragment boundaries and wherever the fed bytes end;
+	 * an empty message makes no call. Messages do not interleave, and control frames between
+	 * fragments are handled without a call. Text has passed UTF-8 validation so far, but a
+	 * message may still fail later (bad UTF-8 or the size cap in a later fragment): its earlier
+	 * bytes have then been delivered and ws_feed returns -EPROTO. Return 0, or a negative
+	 * errno to fail the connection (ws_feed then returns that value; nothing more is
+	 * delivered).
+	 */
+	int (*on_data)(void *user_data, const uint8_t *data, size_t len, bool binary);
+	/* Optional (may be NULL): the message whose bytes on_data delivered is complete; len is
+	 * its total size. Return 0, or a negative errno as for on_data. */
+	int (*on_message_end)(void *user_data, size_t len, bool binary);
 };
 
 /*
@@ -38,8 +50,9 @@ int ws_start(struct ws *w);
 
 /*
  * Bytes from the lower layer. Before the handshake completes they go to the Upgrade parser;
- * bytes after the response's blank line go to wslay at once. Messages are delivered through
- * cb->on_message during the call; replies (pong, close) go out through cb->send.
+ * bytes after the response's blank line go to wslay at once. Message bytes are delivered
+ * through cb->on_data (and cb->on_message_end) during the call, never buffered here; replies
+ * (pong, close) go out through cb->send.
  * Returns 0; -EPROTO (bad handshake, bad frame, oversized message; see ws_last_error);
  * -EPIPE once the peer has closed (close frame received and answered); or a callback's error.
  */

@@ -104,3 +104,22 @@ void buf_clear(struct buf *b)
 	b->off = 0;
 	b->len = 0;
 }
+
+int buf_trim(struct buf *b, size_t keep)
+{
+	if (b->cap <= keep || b->len > keep)
+		return 0;
+	if (b->len == 0) {
+		buf_finish(b);
+		return 0;
+	}
+	uint8_t *p = malloc(keep);
+	if (!p)
+		return -ENOMEM;
+	memcpy(p, b->data + b->off, b->len);
+	free(b->data);
+	b->data = p;
+	b->off = 0;
+	b->cap = keep;
+	return 0;
+}

@@ -303,6 +303,12 @@ int douyu_record(const struct stt *s, struct stt *nested, int64_t room_id, struc
 	buf_clear(json);
 	size_t bad = 0;
 	int rc = stt_to_json(s, json, &bad);
+	if (rc == 0 && json->len > DOUYU_MAX_JSON) {
+		/* Only escapes or replaced bytes get a packet (<= 1 MiB) this far; the feed that
+		 * called us releases the buffer afterwards. */
+		buf_clear(json);
+		return -EMSGSIZE;
+	}
 	rec->replaced_utf8 = bad;
 	size_t data_len = json->len;
 	/* NUL-terminate for convenience; the terminator is not part of data_len. */
@@ -431,6 +437,12 @@ static int store(struct platform_session *s)
 	rec.ts = s->now_ms;
 	rec.session_id = s->session_id;
 	int rc = douyu_record(&s->stt, &s->nested, s->room_id, &s->json, &rec);
+	if (rc == -EMSGSIZE) {
+		/* Too big to store, but well framed: skip it and keep the connection. */
+		if (s->ev->on_skipped)
+			s->ev->on_skipped(s->user_data, 1, "data over 2 MiB as JSON");
+		return 0;
+	}
 	if (rc < 0)
 		return rc;
 	if (s->ev->on_record)
@@ -506,6 +518,16 @@ static int feed(struct platform_session *s, int64_t now_ms, int64_t session_id,
 	uint64_t skipped_before = s->reader.skipped, packets_before = s->reader.packets;
 	int rc = douyu_reader_feed(&s->reader, data, len, on_packet, s);
 	s->out = NULL;
+	/*
+	 * One huge packet must not pin its decode buffers (and up to DOUYU_MAX_JSON of JSON) for
+	 * the rest of the connection. A trim that cannot allocate leaves its buffer as it was,
+	 * which is harmless, so its error is ignored.
+	 */
+	(void)buf_trim(&s->reader.pending, DOUYU_KEEP_BUF);
+	buf_clear(&s->json); /* records only borrow it during on_record */
+	(void)buf_trim(&s->json, DOUYU_KEEP_BUF);
+	stt_trim(&s->stt, DOUYU_KEEP_BUF);
+	stt_trim(&s->nested, DOUYU_KEEP_BUF);
 	/* Reported once per feed, not per packet: a flood of bad packets costs one event. */
 	if (s->reader.skipped > skipped_before && s->ev->on_skipped)
 		s->ev->on_skipped(s->user_data, s->reader.skipped - skipped_before,

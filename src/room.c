@@ -304,7 +304,9 @@ static int deliver_stream(struct room *r, const uint8_t *data, size_t len)
 	return 0;
 }
 
-static int ws_message_cb(void *user_data, const uint8_t *data, size_t len, bool binary)
+/* Message bytes as they arrive, fragments and partial frames included: the platform reader
+ * reassembles its packets from any split, so nothing is buffered per message here. */
+static int ws_data_cb(void *user_data, const uint8_t *data, size_t len, bool binary)
 {
 	struct room *r = user_data;
 	(void)binary;
@@ -315,7 +317,7 @@ static int ws_message_cb(void *user_data, const uint8_t *data, size_t len, bool 
 
 static const struct ws_callbacks ws_cb = {
 	.send = ws_send_cb,
-	.on_message = ws_message_cb,
+	.on_data = ws_data_cb,
 };
 
 static void send_hello(struct room *r)

@@ -151,6 +151,31 @@ int stt_decode(struct stt *s, const char *body, size_t len)
 	return 0;
 }
 
+void stt_trim(struct stt *s, size_t keep)
+{
+	s->n = 0;
+	if (s->text_cap > keep) {
+		free(s->text);
+		s->text = NULL;
+		s->text_cap = 0;
+	}
+	if (s->cap > keep / sizeof(*s->pairs)) {
+		free(s->pairs);
+		s->pairs = NULL;
+		s->cap = 0;
+	}
+}
+
+/* The worst-case size stt_to_json may write for s; it reserves this before writing. */
+static size_t json_bound(const struct stt *s)
+{
+	/* Every byte may become \u00XX; each pair adds quotes, ':', ',' and a "#NNNN" suffix. */
+	size_t need = 2;
+	for (size_t i = 0; i < s->n; i++)
+		need += 6 * (s->pairs[i].key_len + s->pairs[i].val_len) + 24;
+	return need;
+}
+
 const char *stt_get(const struct stt *s, const char *key)
 {
 	size_t kl = strlen(key);
@@ -238,14 +263,8 @@ int stt_to_json(const struct stt *s, struct buf *out, size_t *replaced)
 	int rc = key_occurrences(s, seq);
 	if (rc < 0)
 		goto out;
-	/*
-	 * Reserve the worst case once: every byte may become \u00XX, and each pair adds quotes,
-	 * ':', ',' and a "#NNNN" suffix.
-	 */
-	size_t need = 2;
-	for (size_t i = 0; i < s->n; i++)
-		need += 6 * (s->pairs[i].key_len + s->pairs[i].val_len) + 24;
-	rc = buf_reserve(out, need);
+	/* Reserve the worst case once, so the loop below writes without checks. */
+	rc = buf_reserve(out, json_bound(s));
 	if (rc < 0)
 		goto out;
 	char *o = (char *)buf_head(out) + out->len;

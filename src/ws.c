@@ -3,9 +3,13 @@
  * Upgrade request through the send callback; ws_feed() first collects the response head
  * (bounded at 16 KiB) and checks it with ws_parse_upgrade(), then hands every later byte to a
  * wslay event-API client context. wslay pulls those bytes through recv_callback from the
- * chunk currently being fed, delivers whole messages through on_msg_recv_callback, answers
- * pings and close frames itself, and pushes its frames out through send_callback, which
- * forwards to our lower layer (that layer buffers everything, so sends never block). wslay
+ * chunk currently being fed. wslay runs without buffering data messages: it would allocate a
+ * chunk (about 96 bytes) per frame, so a 1 MiB message in 1-byte fragments would cost ~96 MiB.
+ * Instead each piece of payload goes straight to cb->on_data as it is parsed (the platform
+ * reader above accepts any split), and we count a message's size across its fragments
+ * ourselves. Control frames (<= 125 bytes) are still buffered by wslay, which answers pings
+ * and close frames itself and pushes its frames out through send_callback, which forwards to
+ * our lower layer (that layer buffers everything, so sends never block). wslay
  * reports most protocol violations not as an error code but by queueing a close frame and
  * disabling reads; ws_feed() detects that and turns it into -EPROTO with a reason. Frame
  * masks come from a small pool refilled with getrandom(2).
@@ -49,8 +53,13 @@ struct ws {
 	const uint8_t *in; /* the chunk wslay's recv_callback reads from */
 	size_t in_len;
 
+	/* The data message being received, across its fragments. */
+	bool frame_is_data; /* the current frame is text, binary or a continuation */
+	bool msg_binary;
+	uint64_t msg_len;   /* payload bytes of all its frames so far, including the current */
+
 	int fail;        /* sticky: once set, ws_feed returns it */
-	int msg_err;     /* on_message's error, seen inside wslay_event_recv */
+	int msg_err;     /* on_data's or on_message_end's error, seen inside wslay_event_recv */
 	int send_err;    /* cb->send's error, seen inside wslay_event_send */
 	bool peer_closed;
 	uint16_t peer_code;
@@ -362,6 +371,61 @@ fail:
 	return -1;
 }
 
+/* A data callback failed: remember why and stop wslay's read loop, which ignores errors from
+ * its callbacks, so that nothing after this point in the chunk is delivered. */
+static void stop_on_error(struct ws *w, wslay_event_context_ptr ctx, int rc)
+{
+	w->msg_err = rc;
+	wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+	wslay_event_shutdown_read(ctx);
+}
+
+/*
+ * A frame header has been parsed. wslay has already checked the opcode sequence (no
+ * continuation without a message, no new message inside a fragmented one) and the frame's own
+ * length; without buffering it cannot check the message's length across fragments, so we do.
+ */
+static void on_wslay_frame_start(wslay_event_context_ptr ctx,
+				 const struct wslay_event_on_frame_recv_start_arg *arg, void *user_data)
+{
+	struct ws *w = user_data;
+	switch (arg->opcode) {
+	case WSLAY_TEXT_FRAME:
+	case WSLAY_BINARY_FRAME:
+		w->msg_binary = arg->opcode == WSLAY_BINARY_FRAME;
+		w->msg_len = 0;
+		break;
+	case WSLAY_CONTINUATION_FRAME:
+		break;
+	default:
+		/* A control frame, possibly between two fragments: wslay buffers it. */
+		w->frame_is_data = false;
+		return;
+	}
+	w->frame_is_data = true;
+	if (arg->payload_length > w->max_message - w->msg_len) {
+		/* Same outcome as wslay's own check on a single frame: close 1009, stop reading. */
+		w->frame_is_data = false;
+		wslay_event_queue_close(ctx, WSLAY_CODE_MESSAGE_TOO_BIG, NULL, 0);
+		wslay_event_shutdown_read(ctx);
+		return;
+	}
+	w->msg_len += arg->payload_length;
+}
+
+/* Payload bytes as they arrive; for a text frame wslay has validated their UTF-8 so far. */
+static void on_wslay_frame_chunk(wslay_event_context_ptr ctx,
+				 const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user_data)
+{
+	struct ws *w = user_data;
+	/* Reading stops on our own errors (too large, on_data failed) within this frame too. */
+	if (!w->frame_is_data || !wslay_event_get_read_enabled(ctx) || arg->data_length == 0)
+		return;
+	int rc = w->cb->on_data(w->user_data, arg->data, arg->data_length, w->msg_binary);
+	if (rc < 0)
+		stop_on_error(w, ctx, rc);
+}
+
 static void on_wslay_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
 			 void *user_data)
 {
@@ -369,21 +433,13 @@ static void on_wslay_msg(wslay_event_context_ptr ctx, const struct wslay_event_o
 	switch (arg->opcode) {
 	case WSLAY_TEXT_FRAME:
 	case WSLAY_BINARY_FRAME: {
-		if (w->msg_err)
+		/* The final fragment's last byte went through on_data; arg->msg is NULL here. */
+		if (!wslay_event_get_read_enabled(ctx) || !w->cb->on_message_end)
 			return;
-		static const uint8_t empty[1];
-		const uint8_t *msg = arg->msg ? arg->msg : empty;
-		int rc = w->cb->on_message(w->user_data, msg, arg->msg_length,
-					   arg->opcode == WSLAY_BINARY_FRAME);
-		if (rc < 0) {
-			/*
-			 * wslay ignores errors from this callback, so also stop its read loop:
-			 * the messages after this one in the chunk must not be delivered.
-			 */
-			w->msg_err = rc;
-			wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-			wslay_event_shutdown_read(ctx);
-		}
+		int rc = w->cb->on_message_end(w->user_data, (size_t)w->msg_len,
+					       arg->opcode == WSLAY_BINARY_FRAME);
+		if (rc < 0)
+			stop_on_error(w, ctx, rc);
 		break;
 	}
 	case WSLAY_CONNECTION_CLOSE:
@@ -430,10 +486,14 @@ int ws_create(const char *host_header, const char *path, size_t max_message,
 		.recv_callback = on_wslay_recv,
 		.send_callback = on_wslay_send,
 		.genmask_callback = on_wslay_genmask,
+		.on_frame_recv_start_callback = on_wslay_frame_start,
+		.on_frame_recv_chunk_callback = on_wslay_frame_chunk,
 		.on_msg_recv_callback = on_wslay_msg,
 	};
 	if (wslay_event_context_client_init(&w->ctx, &wcb, w) != 0)
 		goto err_path;
+	wslay_event_config_set_no_buffering(w->ctx, 1);
+	/* Without buffering wslay checks this per frame; on_wslay_frame_start sums fragments. */
 	wslay_event_config_set_max_recv_msg_length(w->ctx, w->max_message);
 	*out = w;
 	return 0;
@@ -502,7 +562,7 @@ out:
 /*
  * Run one chunk of post-handshake bytes through wslay: receive (delivering messages and
  * queueing pongs and close replies), then send whatever got queued. Then decide:
- *  - on_message failed: return its error;
+ *  - on_data or on_message_end failed: return its error;
  *  - the peer closed: our reply has gone out, return -EPIPE;
  *  - wslay stopped reading without a peer close: it found a protocol violation and queued a
  *    close frame; its code (now sent) tells which: 1009 too large, 1007 bad UTF-8, else 1002.
@@ -515,7 +575,7 @@ static int feed_frames(struct ws *w, const uint8_t *data, size_t len)
 	w->in = NULL;
 	w->in_len = 0;
 	if (w->msg_err)
-		return ws_fail(w, w->msg_err, "message handler failed: %s", strerror(-w->msg_err));
+		return ws_fail(w, w->msg_err, "data handler failed: %s", strerror(-w->msg_err));
 	if (rv == WSLAY_ERR_NOMEM)
 		return ws_fail(w, -ENOMEM, "out of memory receiving a message");
 

@@ -44,7 +44,7 @@ static int sink_send(void *user_data, const uint8_t *data, size_t len)
 	return 0;
 }
 
-static int sink_message(void *user_data, const uint8_t *data, size_t len, bool binary)
+static int sink_data(void *user_data, const uint8_t *data, size_t len, bool binary)
 {
 	struct sink *s = user_data;
 	s->messages++;
@@ -54,7 +54,7 @@ static int sink_message(void *user_data, const uint8_t *data, size_t len, bool b
 	return 0;
 }
 
-static const struct ws_callbacks sink_cb = {.send = sink_send, .on_message = sink_message};
+static const struct ws_callbacks sink_cb = {.send = sink_send, .on_data = sink_data};
 
 static void check_parse(const uint8_t *data, size_t len)
 {

@@ -13,6 +13,10 @@
 #include "stt.h"
 #include "test.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #define FIX SHARED_DIR "/fixtures/douyu/danmaku"
 
 /* ---- base64 and fixture loading ---- */
@@ -1115,6 +1119,134 @@ static void test_platform_typed(void)
 	free(k.recs);
 }
 
+/* ---- memory after a huge packet ---- */
+
+static const char *skip_why; /* set by a test that cannot run here */
+
+/* Bytes the allocator has handed out and not had back (glibc), or 0 when unknown. */
+static size_t heap_in_use(void)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+	struct mallinfo2 mi = mallinfo2();
+	return mi.uordblks + mi.hblkhd;
+#else
+	return 0;
+#endif
+}
+
+/* Does heap_in_use() see a 1 MiB allocation? Not under sanitizers, which bring their own. */
+static bool heap_accounting_works(void)
+{
+	size_t before = heap_in_use();
+	uint8_t *p = malloc(1 << 20);
+	if (!p)
+		return false;
+	memset(p, 1, 1 << 20);
+	size_t during = heap_in_use();
+	free(p);
+	return during >= before + (1 << 20);
+}
+
+/* A chat packet with text_len bytes of text c, or (text_len 0) exactly total bytes long. */
+static void pack_chat(struct buf *out, const char *nick, char c, size_t text_len, size_t total)
+{
+	struct buf body;
+	buf_init(&body);
+	buf_printf(&body, "type@=chatmsg/rid@=55/uid@=7/nn@=%s/level@=2/txt@=", nick);
+	if (total)
+		text_len = total - DOUYU_HDR_LEN - 1 - body.len - 1;
+	for (size_t i = 0; i < text_len; i++)
+		buf_append(&body, &c, 1);
+	buf_append_str(&body, "/");
+	douyu_pack(out, DOUYU_TYPE_S2C, (const char *)buf_head(&body), body.len);
+	buf_finish(&body);
+}
+
+/*
+ * After one huge packet, a session gives back what it decoded it with: the reader's pending
+ * bytes, both STT decoders and the JSON are at most DOUYU_KEEP_BUF each once the feed
+ * returns. A chat whose JSON fits DOUYU_MAX_JSON is stored, even near 1 MiB; one whose JSON
+ * would be longer is skipped with a reason, and the connection goes on.
+ */
+static void test_platform_buffers_released(void)
+{
+	if (!heap_accounting_works()) {
+		skip_why = "no glibc heap accounting (sanitizer build?)";
+		return;
+	}
+	struct rec_copy *recs = calloc(MAX_RECS, sizeof(*recs));
+	ASSERT(recs);
+	struct sink k = {.recs = recs};
+	struct platform_session *ps = NULL;
+	struct buf in, out;
+	buf_init(&in);
+	buf_init(&out);
+	/* The input first, so that the heap measured below holds only the session's growth. */
+	struct buf warm;
+	buf_init(&warm);
+	pack_chat(&warm, "warm", 't', 10, 0);
+	/* Almost 1 MiB of text: its JSON is about as long, under the cap: stored. */
+	pack_chat(&in, "big", 't', 1000000, 0);
+	size_t first = in.len;
+	/*
+	 * Then a packet of exactly 1 MiB of control characters: each becomes \u0001 in JSON,
+	 * ~6 MiB, over the cap: skipped. Then an ordinary chat.
+	 */
+	pack_chat(&in, "huge", 1, 0, DOUYU_MAX_LEN);
+	size_t huge = in.len - first;
+	ASSERT_EQ(huge, DOUYU_MAX_LEN);
+	pack_chat(&in, "after", 't', 5, 0);
+	ASSERT_EQ(douyu_platform.session_create(55, &sink_ev, &k, &ps), 0);
+	ASSERT_EQ(douyu_platform.feed(ps, 1, 2, buf_head(&warm), warm.len, &out), 1);
+	buf_finish(&warm);
+	size_t base = heap_in_use();
+	uint64_t skipped_before = skipped_total;
+
+	/* The first packet and half of the huge one: the half must stay (it is unread). */
+	size_t half = first + huge / 2;
+	ASSERT_EQ(douyu_platform.feed(ps, 1, 2, buf_head(&in), half, &out), 1);
+	ASSERT_EQ(k.n, 2);
+	ASSERT_STR_EQ(k.recs[1].nick, "big");
+	ASSERT(k.recs[1].data_ok);
+	size_t mid = heap_in_use();
+	ASSERT_LE(mid, base + huge / 2 * 2 + 4 * DOUYU_KEEP_BUF);
+	/* The other half one byte at a time, then the rest. */
+	size_t pos = half;
+	for (; pos < first + huge; pos++)
+		ASSERT_GE(douyu_platform.feed(ps, 1, 2, buf_head(&in) + pos, 1, &out), 0);
+	ASSERT_EQ(douyu_platform.feed(ps, 1, 2, buf_head(&in) + pos, in.len - pos, &out), 1);
+	ASSERT_EQ(k.n, 3);
+	ASSERT_STR_EQ(k.recs[2].nick, "after");
+	ASSERT_EQ(skipped_total - skipped_before, 1);
+	ASSERT_STR_EQ(skipped_why, "data over 2 MiB as JSON");
+	ASSERT_EQ(douyu_platform.skipped(ps), 1);
+	size_t end = heap_in_use();
+	printf("# heap in use: %zu before, %zu with half a packet pending, %zu after\n", base, mid,
+	       end);
+	/* Four buffers of at most DOUYU_KEEP_BUF each; in practice they are all released. */
+	ASSERT_LE(end, base + 4 * DOUYU_KEEP_BUF);
+
+	douyu_platform.session_destroy(ps);
+	buf_finish(&in);
+	buf_finish(&out);
+	free(recs);
+}
+
+#define RUN_SKIPPABLE(fn)                                                                          \
+	do {                                                                                       \
+		skip_why = NULL;                                                                   \
+		test_cur_failed = 0;                                                               \
+		fn();                                                                              \
+		test_count++;                                                                      \
+		if (test_cur_failed)                                                               \
+			test_failed_total++;                                                       \
+		if (skip_why && !test_cur_failed)                                                  \
+			printf("ok %d - %s # SKIP %s\n", test_count, #fn, skip_why);               \
+		else                                                                               \
+			printf("%s %d - %s\n", test_cur_failed ? "not ok" : "ok", test_count, #fn); \
+		fflush(stdout);                                                                    \
+	} while (0)
+
 int main(void)
 {
 	RUN(test_pack);
@@ -1129,5 +1261,6 @@ int main(void)
 	RUN(test_platform_typed);
 	RUN(test_platform_capture);
 	RUN(test_platform_gifts_and_end);
+	RUN_SKIPPABLE(test_platform_buffers_released);
 	TEST_DONE();
 }

@@ -650,6 +650,51 @@ static void test_random_vs_reference(void)
 	stt_finish(&s);
 }
 
+/* stt_trim gives big arrays back and leaves a decoder that works as new. */
+static void test_trim(void)
+{
+	struct stt s;
+	stt_init(&s);
+	struct buf j;
+	buf_init(&j);
+	static const char msg[] = "a@=\x01\x01/a@=b/";
+	static const char want[] = "{\"a\":\"\\u0001\\u0001\",\"a#2\":\"b\"}";
+	ASSERT_EQ(stt_decode(&s, msg, sizeof(msg) - 1), 0);
+	ASSERT_EQ(stt_to_json(&s, &j, NULL), 0);
+	ASSERT_EQ(j.len, sizeof(want) - 1);
+	ASSERT_MEM_EQ(buf_head(&j), want, sizeof(want) - 1);
+	/* Small arrays stay. */
+	char *text = s.text;
+	stt_trim(&s, 64 * 1024);
+	ASSERT_EQ(s.n, 0);
+	ASSERT(s.text == text);
+	/* A 1 MiB message grows the text to 1 MiB and the pairs to 4096 x 32 bytes: both go. */
+	size_t len = 1 << 20;
+	char *big = malloc(len);
+	ASSERT(big);
+	/* 4000 small pairs, then one value filling the rest. */
+	for (size_t i = 0; i < 5 * 4000; i++)
+		big[i] = "k@=v/"[i % 5];
+	memcpy(big + 5 * 4000, "v@=", 3);
+	memset(big + 5 * 4000 + 3, 'x', len - 5 * 4000 - 3);
+	ASSERT_EQ(stt_decode(&s, big, len), 0);
+	ASSERT_EQ(s.n, 4001);
+	ASSERT_EQ(s.pairs[4000].val_len, len - 5 * 4000 - 3);
+	ASSERT_GT(s.text_cap, 64 * 1024);
+	ASSERT_GT(s.cap * sizeof(*s.pairs), 64 * 1024);
+	stt_trim(&s, 64 * 1024);
+	ASSERT_EQ(s.n, 0);
+	ASSERT(s.text == NULL);
+	ASSERT(s.pairs == NULL);
+	ASSERT_EQ(s.text_cap + s.cap, 0);
+	/* Decoding after a trim allocates again. */
+	ASSERT_EQ(stt_decode(&s, "type@=x/", 8), 0);
+	ASSERT_STR_EQ(stt_get(&s, "type"), "x");
+	free(big);
+	buf_finish(&j);
+	stt_finish(&s);
+}
+
 int main(void)
 {
 	RUN(test_samples);
@@ -662,5 +707,6 @@ int main(void)
 	RUN(test_json_escapes);
 	RUN(test_json_invalid_utf8);
 	RUN(test_random_vs_reference);
+	RUN(test_trim);
 	TEST_DONE();
 }

@@ -22,11 +22,15 @@
 struct peer {
 	struct buf out; /* bytes the client sent */
 	int send_fail;  /* when nonzero, send returns it */
-	int msg_fail;   /* when nonzero, on_message returns it ... */
+	int msg_fail;   /* when nonzero, on_data returns it ... */
 	int msg_fail_at; /* ... for the message with this index */
-	int n_msgs;
-	struct buf msgs[MAX_MSGS];
+	int n_msgs;     /* complete messages (on_message_end seen) */
+	struct buf msgs[MAX_MSGS]; /* msgs[n_msgs] collects the message in progress */
 	bool binary[MAX_MSGS];
+	size_t data_calls;   /* on_data calls in all */
+	size_t max_piece;    /* the largest piece on_data received */
+	bool mixed_kinds;    /* a message's pieces disagreed about text vs binary */
+	bool bad_end_len;    /* on_message_end's len differed from the bytes delivered */
 };
 
 static int peer_send(void *user_data, const uint8_t *data, size_t len)
@@ -37,7 +41,7 @@ static int peer_send(void *user_data, const uint8_t *data, size_t len)
 	return buf_append(&p->out, data, len);
 }
 
-static int peer_on_message(void *user_data, const uint8_t *data, size_t len, bool binary)
+static int peer_on_data(void *user_data, const uint8_t *data, size_t len, bool binary)
 {
 	struct peer *p = user_data;
 	int idx = p->n_msgs;
@@ -45,9 +49,27 @@ static int peer_on_message(void *user_data, const uint8_t *data, size_t len, boo
 		return p->msg_fail;
 	if (idx >= MAX_MSGS)
 		return -ENOSPC;
-	buf_init(&p->msgs[idx]);
-	if (buf_append(&p->msgs[idx], data, len) < 0)
-		return -ENOMEM;
+	if (len == 0)
+		p->mixed_kinds = true; /* the contract says empty pieces are not delivered */
+	if (p->msgs[idx].len > 0 && p->binary[idx] != binary)
+		p->mixed_kinds = true;
+	p->binary[idx] = binary;
+	p->data_calls++;
+	if (len > p->max_piece)
+		p->max_piece = len;
+	return buf_append(&p->msgs[idx], data, len);
+}
+
+static int peer_on_message_end(void *user_data, size_t len, bool binary)
+{
+	struct peer *p = user_data;
+	int idx = p->n_msgs;
+	if (idx >= MAX_MSGS)
+		return -ENOSPC;
+	if (p->msgs[idx].len != len)
+		p->bad_end_len = true;
+	if (p->msgs[idx].len > 0 && p->binary[idx] != binary)
+		p->mixed_kinds = true;
 	p->binary[idx] = binary;
 	p->n_msgs++;
 	return 0;
@@ -55,19 +77,22 @@ static int peer_on_message(void *user_data, const uint8_t *data, size_t len, boo
 
 static const struct ws_callbacks peer_cb = {
 	.send = peer_send,
-	.on_message = peer_on_message,
+	.on_data = peer_on_data,
+	.on_message_end = peer_on_message_end,
 };
 
 static void peer_init(struct peer *p)
 {
 	memset(p, 0, sizeof(*p));
 	buf_init(&p->out);
+	for (int i = 0; i < MAX_MSGS; i++)
+		buf_init(&p->msgs[i]);
 }
 
 static void peer_finish(struct peer *p)
 {
 	buf_finish(&p->out);
-	for (int i = 0; i < p->n_msgs; i++)
+	for (int i = 0; i < MAX_MSGS; i++)
 		buf_finish(&p->msgs[i]);
 }
 
@@ -1003,6 +1028,264 @@ static void test_head_near_limit_ok(void)
 	peer_finish(&p);
 }
 
+/* ---- Fragmented messages: streamed to on_data, never reassembled ---- */
+
+/*
+ * Open a ws with the given cap and feed script to it step bytes at a time (0: all at once),
+ * stopping at the first error. Returns ws_feed's first nonzero result, or 0. The ws is
+ * returned in *out for further checks (the caller destroys it); NULL if it could not open.
+ */
+static int feed_script(struct peer *p, size_t max_message, const struct buf *script, size_t step,
+		       struct ws **out)
+{
+	struct ws *w = open_ws(p, max_message);
+	*out = w;
+	if (!w)
+		return -ENOTCONN;
+	size_t n = step ? step : script->len;
+	for (size_t pos = 0; pos < script->len; pos += n) {
+		size_t take = script->len - pos < n ? script->len - pos : n;
+		int rc = ws_feed(w, buf_head(script) + pos, take);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Messages of every shape, with control frames between fragments. */
+static void script_fragments(struct buf *b)
+{
+	/* Binary in three fragments, a ping and a pong between them. */
+	frame(b, false, 0, 2, "abc", 3, NULL);
+	frame(b, true, 0, 9, "p1", 2, NULL);
+	frame(b, false, 0, 0, "defg", 4, NULL);
+	frame(b, true, 0, 10, "unsolicited", 11, NULL);
+	frame(b, true, 0, 0, "h", 1, NULL);
+	/* Text with a 3-byte character split across fragments (UTF-8 is checked across them). */
+	frame(b, false, 0, 1, "\xe4", 1, NULL);
+	frame(b, false, 0, 0, "\xbd", 1, NULL);
+	frame(b, true, 0, 0, "\xa0!", 2, NULL);
+	/* Empty fragments, and an empty fragmented message. */
+	frame(b, false, 0, 2, "", 0, NULL);
+	frame(b, false, 0, 0, "x", 1, NULL);
+	frame(b, true, 0, 0, "", 0, NULL);
+	frame(b, false, 0, 2, "", 0, NULL);
+	frame(b, true, 0, 0, "", 0, NULL);
+	/* A whole message after them all. */
+	frame(b, true, 0, 2, "whole", 5, NULL);
+}
+
+static void check_fragments(struct peer *p)
+{
+	ASSERT(!p->mixed_kinds);
+	ASSERT(!p->bad_end_len);
+	ASSERT_EQ(p->n_msgs, 5);
+	ASSERT_EQ(p->msgs[0].len, 8);
+	ASSERT_MEM_EQ(buf_head(&p->msgs[0]), "abcdefgh", 8);
+	ASSERT(p->binary[0]);
+	ASSERT_EQ(p->msgs[1].len, 4);
+	ASSERT_MEM_EQ(buf_head(&p->msgs[1]), "\xe4\xbd\xa0!", 4);
+	ASSERT(!p->binary[1]);
+	ASSERT_EQ(p->msgs[2].len, 1);
+	ASSERT_MEM_EQ(buf_head(&p->msgs[2]), "x", 1);
+	ASSERT_EQ(p->msgs[3].len, 0);
+	ASSERT(p->binary[3]);
+	ASSERT_EQ(p->msgs[4].len, 5);
+	ASSERT_MEM_EQ(buf_head(&p->msgs[4]), "whole", 5);
+	/* The ping between fragments was answered, and nothing else was sent. */
+	size_t pos = 0;
+	ASSERT(parse_client_frame(&p->out, &pos, &cf));
+	ASSERT_EQ(cf.opcode, 10);
+	ASSERT_EQ(cf.len, 2);
+	ASSERT_MEM_EQ(cf.payload, "p1", 2);
+	ASSERT_EQ(pos, p->out.len);
+}
+
+static void test_fragments_whole_and_one_byte(void)
+{
+	struct buf b;
+	buf_init(&b);
+	script_fragments(&b);
+	size_t steps[] = {0, 1, 2, 3, 7};
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		struct peer p;
+		peer_init(&p);
+		struct ws *w;
+		int rc = feed_script(&p, 0, &b, steps[i], &w);
+		printf("# step %zu\n", steps[i]);
+		ASSERT_EQ(rc, 0);
+		check_fragments(&p);
+		if (steps[i] == 1)
+			ASSERT_EQ(p.max_piece, 1); /* fed bytes are passed on as they come */
+		ws_destroy(w);
+		peer_finish(&p);
+		if (test_cur_failed)
+			break;
+	}
+	buf_finish(&b);
+}
+
+/* A message of WS_MAX_MESSAGE bytes sent as one-byte fragments: delivered whole and in order. */
+static void test_one_byte_fragments(void)
+{
+	struct buf b;
+	buf_init(&b);
+	size_t n = WS_MAX_MESSAGE;
+	ASSERT_EQ(buf_reserve(&b, 3 * n), 0);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = (uint8_t)(i * 31 + 7);
+		frame(&b, i + 1 == n, 0, i == 0 ? 2 : 0, &c, 1, NULL);
+	}
+	frame(&b, true, 0, 2, "next", 4, NULL);
+	struct peer p;
+	peer_init(&p);
+	struct ws *w;
+	ASSERT_EQ(feed_script(&p, 0, &b, 0, &w), 0);
+	ASSERT_EQ(p.n_msgs, 2);
+	ASSERT(!p.bad_end_len);
+	ASSERT_EQ(p.msgs[0].len, n);
+	ASSERT_EQ(p.max_piece, 4);
+	ASSERT_EQ(p.data_calls, n + 1);
+	const uint8_t *m = buf_head(&p.msgs[0]);
+	for (size_t i = 0; i < n; i++)
+		if (m[i] != (uint8_t)(i * 31 + 7))
+			ASSERT_EQ(m[i], (uint8_t)(i * 31 + 7));
+	ASSERT_MEM_EQ(buf_head(&p.msgs[1]), "next", 4);
+	ws_destroy(w);
+	peer_finish(&p);
+	buf_finish(&b);
+}
+
+/* The cap counts every fragment of a message, however the frames are cut and fed. */
+static void test_cap_across_fragments(void)
+{
+	for (int fed = 0; fed < 2; fed++) {
+		size_t step = fed ? 1 : 0;
+		/* Exactly the cap in 1-byte fragments, then one byte more in another message. */
+		struct buf b;
+		buf_init(&b);
+		for (size_t i = 0; i < 1000; i++)
+			frame(&b, i == 999, 0, i == 0 ? 2 : 0, "y", 1, NULL);
+		for (size_t i = 0; i < 1001; i++)
+			frame(&b, i == 1000, 0, i == 0 ? 2 : 0, "z", 1, NULL);
+		struct peer p;
+		peer_init(&p);
+		struct ws *w;
+		ASSERT_EQ(feed_script(&p, 1000, &b, step, &w), -EPROTO);
+		ASSERT_STR_EQ(ws_last_error(w), "message too large");
+		ASSERT_EQ(p.n_msgs, 1);
+		ASSERT_EQ(p.msgs[0].len, 1000);
+		/* The 1001st byte was refused before delivery. */
+		ASSERT_EQ(p.msgs[1].len, 1000);
+		size_t pos = 0;
+		ASSERT(parse_client_frame(&p.out, &pos, &cf));
+		ASSERT_EQ(cf.opcode, 8);
+		ASSERT_EQ(cf.payload[0] << 8 | cf.payload[1], 1009);
+		ws_destroy(w);
+		peer_finish(&p);
+
+		/* A large fragment after small ones is refused at its header, before its payload. */
+		buf_clear(&b);
+		frame(&b, false, 0, 1, "0123456789", 10, NULL);
+		frame(&b, true, 0, 9, "", 0, NULL);
+		uint8_t hdr[5] = {0x80, 126, 0x03, 0xdf, 'x'}; /* continuation, fin, 991 bytes */
+		buf_append(&b, hdr, sizeof(hdr)); /* wslay reads a header once a payload byte is in */
+		peer_init(&p);
+		ASSERT_EQ(feed_script(&p, 1000, &b, step, &w), -EPROTO);
+		ASSERT_STR_EQ(ws_last_error(w), "message too large");
+		ASSERT_EQ(p.n_msgs, 0);
+		ASSERT_EQ(p.msgs[0].len, 10);
+		ws_destroy(w);
+		peer_finish(&p);
+		buf_finish(&b);
+	}
+}
+
+/* Control frames may come between fragments; anything else out of turn fails. */
+static void test_control_and_bad_sequences_between_fragments(void)
+{
+	struct buf b;
+	buf_init(&b);
+	/* A close between fragments ends the connection; the message never completes. */
+	frame(&b, false, 0, 2, "part", 4, NULL);
+	close_frame(&b, 1001, "bye");
+	frame(&b, true, 0, 0, "rest", 4, NULL);
+	for (size_t step = 0; step < 2; step++) {
+		struct peer p;
+		peer_init(&p);
+		struct ws *w;
+		ASSERT_EQ(feed_script(&p, 0, &b, step, &w), -EPIPE);
+		ASSERT_EQ(ws_peer_close_code(w), 1001);
+		ASSERT_EQ(p.n_msgs, 0);
+		ASSERT_EQ(p.msgs[0].len, 4);
+		ws_destroy(w);
+		peer_finish(&p);
+	}
+	/* A text frame inside a binary message, after a ping. */
+	buf_clear(&b);
+	frame(&b, false, 0, 2, "a", 1, NULL);
+	frame(&b, true, 0, 9, "", 0, NULL);
+	frame(&b, true, 0, 1, "b", 1, NULL);
+	expect_failure(0, &b, -EPROTO, "protocol error", 1002);
+	/* A continuation after the final fragment. */
+	buf_clear(&b);
+	frame(&b, false, 0, 2, "a", 1, NULL);
+	frame(&b, true, 0, 0, "b", 1, NULL);
+	frame(&b, true, 0, 0, "c", 1, NULL);
+	expect_failure(0, &b, -EPROTO, "protocol error", 1002);
+	/* A ping longer than 125 bytes between fragments. */
+	buf_clear(&b);
+	frame(&b, false, 0, 2, "a", 1, NULL);
+	uint8_t long_ping[126] = {0};
+	frame(&b, true, 0, 9, long_ping, sizeof(long_ping), NULL);
+	expect_failure(0, &b, -EPROTO, "protocol error", -1);
+	/* Bad UTF-8 in a later fragment of a text message. */
+	buf_clear(&b);
+	frame(&b, false, 0, 1, "ok", 2, NULL);
+	frame(&b, true, 0, 0, "\xc0\xaf", 2, NULL);
+	expect_failure(0, &b, -EPROTO, "UTF-8", 1007);
+	/* A text message that ends inside a character. */
+	buf_clear(&b);
+	frame(&b, false, 0, 1, "ok", 2, NULL);
+	frame(&b, true, 0, 0, "\xe4\xbd", 2, NULL);
+	expect_failure(0, &b, -EPROTO, "UTF-8", 1007);
+	buf_finish(&b);
+}
+
+/* on_message_end failing stops delivery like on_data failing. */
+static int fail_end(void *user_data, size_t len, bool binary)
+{
+	return -EBADMSG;
+}
+
+static void test_message_end_failure(void)
+{
+	static const struct ws_callbacks cb = {
+		.send = peer_send,
+		.on_data = peer_on_data,
+		.on_message_end = fail_end,
+	};
+	struct peer p;
+	peer_init(&p);
+	struct ws *w = NULL;
+	char accept[29];
+	ASSERT_EQ(ws_create("h", "/", 0, &cb, &p, &w), 0);
+	ASSERT_EQ(ws_start(w), 0);
+	char key[64];
+	ASSERT(request_key(&p.out, key));
+	accept_for(key, accept);
+	struct buf b;
+	buf_init(&b);
+	ok_head(&b, accept);
+	frame(&b, true, 0, 2, "one", 3, NULL);
+	frame(&b, true, 0, 2, "two", 3, NULL);
+	ASSERT_EQ(ws_feed(w, buf_head(&b), b.len), -EBADMSG);
+	ASSERT_EQ(p.msgs[0].len, 3); /* "two" never reached on_data */
+	buf_finish(&b);
+	ws_destroy(w);
+	peer_finish(&p);
+}
+
 int main(void)
 {
 	RUN(test_accept_rfc_example);
@@ -1031,5 +1314,10 @@ int main(void)
 	RUN(test_parse_incomplete);
 	RUN(test_head_too_large);
 	RUN(test_head_near_limit_ok);
+	RUN(test_fragments_whole_and_one_byte);
+	RUN(test_one_byte_fragments);
+	RUN(test_cap_across_fragments);
+	RUN(test_control_and_bad_sequences_between_fragments);
+	RUN(test_message_end_failure);
 	TEST_DONE();
 }
