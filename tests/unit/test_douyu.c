@@ -1219,7 +1219,6 @@ static void test_platform_buffers_released(void)
 	ASSERT_STR_EQ(k.recs[2].nick, "after");
 	ASSERT_EQ(skipped_total - skipped_before, 1);
 	ASSERT_STR_EQ(skipped_why, "data over 2 MiB as JSON");
-	ASSERT_EQ(douyu_platform.skipped(ps), 1);
 	size_t end = heap_in_use();
 	printf("# heap in use: %zu before, %zu with half a packet pending, %zu after\n", base, mid,
 	       end);
