@@ -48,6 +48,17 @@ long http_parse_head(const uint8_t *data, size_t len, struct http_head *h, char 
 const struct http_header *http_header_find(const struct http_head *h, const char *name,
                                            size_t *from);
 
+/* Is h named name (case-insensitive)? */
+bool http_header_is(const struct http_header *h, const char *name);
+
+/* Offset just past the first blank line ("\r\n\r\n") in p[0..len) at or after from, or 0.
+ * A caller gathering a head searches only new bytes: from = old length - 3. */
+size_t http_head_end(const uint8_t *p, size_t len, size_t from);
+
+/* Could p[0..len) be the start of an HTTP/1.x response? (Refuse garbage at its first bytes
+ * rather than after HTTP_HEAD_MAX of them.) */
+bool http_could_be_response(const uint8_t *p, size_t len);
+
 /* Does the comma-separated list v[0..len) hold token (case-insensitive)? */
 bool http_has_token(const char *v, size_t len, const char *token);
 

@@ -76,11 +76,16 @@ bool http_has_token(const char *v, size_t len, const char *token)
 	return false;
 }
 
+bool http_header_is(const struct http_header *h, const char *name)
+{
+	return ieq(h->name, h->name_len, name);
+}
+
 const struct http_header *http_header_find(const struct http_head *h, const char *name,
                                            size_t *from)
 {
 	for (size_t i = from ? *from : 0; i < h->n; i++)
-		if (ieq(h->h[i].name, h->h[i].name_len, name)) {
+		if (http_header_is(&h->h[i], name)) {
 			if (from)
 				*from = i + 1;
 			return &h->h[i];
@@ -90,8 +95,7 @@ const struct http_header *http_header_find(const struct http_head *h, const char
 	return NULL;
 }
 
-/* Offset just past the first "\r\n\r\n" in p[0..len) at or after from, or 0 if none. */
-static size_t find_head_end(const uint8_t *p, size_t len, size_t from)
+size_t http_head_end(const uint8_t *p, size_t len, size_t from)
 {
 	for (size_t i = from; i + 4 <= len; i++) {
 		if (p[i + 3] != '\n') /* the common miss; skip the rest of the compare */
@@ -112,16 +116,21 @@ static size_t line_end(const uint8_t *p, size_t pos, size_t len)
 	return e + 1 < len && p[e] == '\r' && p[e + 1] == '\n' ? e : 0;
 }
 
-long http_parse_head(const uint8_t *data, size_t len, struct http_head *h, char *err, size_t errlen)
+bool http_could_be_response(const uint8_t *p, size_t len)
 {
 	static const char prefix[] = "HTTP/1.";
+	return memcmp(p, prefix, len < 7 ? len : 7) == 0;
+}
+
+long http_parse_head(const uint8_t *data, size_t len, struct http_head *h, char *err, size_t errlen)
+{
 	/* Fail garbage at once rather than waiting 16 KiB for a blank line that never comes. */
-	if (memcmp(data, prefix, len < 7 ? len : 7) != 0)
-		return text_err(-EPROTO, err, errlen, "response is not HTTP/1.x");
-	size_t end = find_head_end(data, len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX, 0);
+	if (!http_could_be_response(data, len))
+		return text_err(-EPROTO, err, errlen, "not HTTP/1.x");
+	size_t end = http_head_end(data, len < HTTP_HEAD_MAX ? len : HTTP_HEAD_MAX, 0);
 	if (end == 0) {
 		if (len >= HTTP_HEAD_MAX)
-			return text_err(-EPROTO, err, errlen, "response head larger than %u bytes",
+			return text_err(-EPROTO, err, errlen, "head larger than %u bytes",
 			                HTTP_HEAD_MAX);
 		return -EAGAIN;
 	}
@@ -401,7 +410,7 @@ int http_resp_feed(struct http_resp *r, const uint8_t *data, size_t len)
 		size_t take = len < room ? len : room;
 		if (buf_append(&r->raw, data, take) < 0)
 			return resp_fail(r, -ENOMEM, "out of memory");
-		size_t end = find_head_end(buf_head(&r->raw), r->raw.len, old > 3 ? old - 3 : 0);
+		size_t end = http_head_end(buf_head(&r->raw), r->raw.len, old > 3 ? old - 3 : 0);
 		char why[sizeof(r->err)];
 		if (end == 0) {
 			/* Not yet whole: still refuse what cannot become a head. */

@@ -17,9 +17,10 @@
 #include "ws.h"
 
 #include "buf.h"
+#include "http.h"
+#include "text.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,7 @@
 #include <wslay/wslay.h>
 
 /* Largest response head (status line, headers and the blank line) we accept. */
-#define WS_HEAD_MAX 16384
+#define WS_HEAD_MAX HTTP_HEAD_MAX
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -70,31 +71,10 @@ struct ws {
 	char err[160];
 };
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static int ws_set_err(struct ws *w, int rc, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(w->err, sizeof(w->err), fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
+/* Record the error text of the last failure; evaluates to rc. */
+#define ws_set_err(w, rc, ...) text_err((rc), (w)->err, sizeof((w)->err), __VA_ARGS__)
 /* Like ws_set_err, but the error sticks: later ws_feed calls return it at once. */
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static int ws_fail(struct ws *w, int rc, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(w->err, sizeof(w->err), fmt, ap);
-	va_end(ap);
-	w->fail = rc;
-	return rc;
-}
+#define ws_fail(w, rc, ...) ((w)->fail = ws_set_err((w), (rc), __VA_ARGS__))
 
 static int fill_random(uint8_t *p, size_t n)
 {
@@ -113,185 +93,69 @@ static int fill_random(uint8_t *p, size_t n)
 
 /* ---- The Upgrade response parser ---- */
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static long upgrade_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EPROTO;
-}
-
-static int lower(int c)
-{
-	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
-}
-
-static bool ieq(const uint8_t *p, size_t n, const char *s)
-{
-	if (strlen(s) != n)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (lower(p[i]) != lower((unsigned char)s[i]))
-			return false;
-	return true;
-}
-
-static bool is_ows(uint8_t c)
-{
-	return c == ' ' || c == '\t';
-}
-
-/* RFC 9110 tchar: the characters allowed in a header name. */
-static bool is_tchar(uint8_t c)
-{
-	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-		return true;
-	return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-/* Does the comma-separated list value[0..len) hold token (case-insensitive)? */
-static bool has_token(const uint8_t *v, size_t len, const char *token)
-{
-	size_t i = 0;
-	while (i < len) {
-		size_t start = i;
-		while (i < len && v[i] != ',')
-			i++;
-		size_t end = i;
-		while (start < end && is_ows(v[start]))
-			start++;
-		while (end > start && is_ows(v[end - 1]))
-			end--;
-		if (ieq(v + start, end - start, token))
-			return true;
-		i++; /* skip the comma */
-	}
-	return false;
-}
-
-/* Offset just past the first "\r\n\r\n" in p[0..len) at or after from, or 0 if none. */
-static size_t find_head_end(const uint8_t *p, size_t len, size_t from)
-{
-	for (size_t i = from; i + 4 <= len; i++) {
-		if (p[i + 3] != '\n') /* the common miss; skip the rest of the compare */
-			continue;
-		if (p[i] == '\r' && p[i + 1] == '\n' && p[i + 2] == '\r')
-			return i + 4;
-	}
-	return 0;
-}
-
-/* Does p[0..len) start like "HTTP/" as far as it goes? */
-static bool http_prefix_ok(const uint8_t *p, size_t len)
-{
-	static const char prefix[] = "HTTP/";
-	size_t n = len < 5 ? len : 5;
-	return memcmp(p, prefix, n) == 0;
-}
-
 /* Copy a reason phrase for an error message, keeping printable ASCII only. */
-static void copy_reason(char *dst, size_t cap, const uint8_t *p, size_t len)
+static void copy_reason(char *dst, size_t cap, const char *p, size_t len)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < len && n + 1 < cap; i++)
-		dst[n++] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
+		dst[n++] = p[i] >= 0x20 && p[i] < 0x7f ? p[i] : '?';
 	dst[n] = '\0';
 }
 
 long ws_parse_upgrade(const uint8_t *data, size_t len, const char *expected_accept, char *err,
 		      size_t errlen)
 {
-	/* Fail garbage at once rather than waiting 16 KiB for a blank line that never comes. */
-	if (!http_prefix_ok(data, len))
-		return upgrade_err(err, errlen, "upgrade response: not HTTP");
-	size_t end = find_head_end(data, len < WS_HEAD_MAX ? len : WS_HEAD_MAX, 0);
-	if (end == 0) {
-		if (len >= WS_HEAD_MAX)
-			return upgrade_err(err, errlen, "upgrade response head too large");
+	struct http_head h;
+	char why[96];
+	long end = http_parse_head(data, len, &h, why, sizeof(why));
+	if (end == -EAGAIN)
 		return -EAGAIN;
-	}
-
-	/* Status line: HTTP/d.d SP 3DIGIT [SP reason]. */
-	size_t eol = 0;
-	while (data[eol] != '\r' && data[eol] != '\n' && data[eol] != '\0')
-		eol++;
-	if (data[eol] != '\r' || data[eol + 1] != '\n')
-		return upgrade_err(err, errlen, "upgrade response: bad status line");
-	const uint8_t *s = data;
-	if (eol < 12 || s[5] < '0' || s[5] > '9' || s[6] != '.' || s[7] < '0' || s[7] > '9' ||
-	    s[8] != ' ' || s[9] < '0' || s[9] > '9' || s[10] < '0' || s[10] > '9' || s[11] < '0' ||
-	    s[11] > '9' || (eol > 12 && s[12] != ' '))
-		return upgrade_err(err, errlen, "upgrade response: bad status line");
-	int status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
-	if (status != 101) {
+	if (end < 0)
+		return text_err(-EPROTO, err, errlen, "upgrade response: %s", why);
+	if (h.status != 101) {
 		char reason[64];
-		size_t rlen = eol > 13 ? eol - 13 : 0;
-		copy_reason(reason, sizeof(reason), s + 13, rlen);
-		return upgrade_err(err, errlen, "upgrade refused: HTTP %d%s%s", status,
-				   reason[0] ? " " : "", reason);
+		copy_reason(reason, sizeof(reason), h.reason, h.reason_len);
+		return text_err(-EPROTO, err, errlen, "upgrade refused: HTTP %d%s%s", h.status,
+				reason[0] ? " " : "", reason);
 	}
-	if (s[5] != '1' || s[7] != '1')
-		return upgrade_err(err, errlen, "upgrade response: not HTTP/1.1");
+	if (h.minor != 1)
+		return text_err(-EPROTO, err, errlen, "upgrade response: not HTTP/1.1");
 
 	bool upgrade = false, connection = false;
 	int accepts = 0;
 	bool accept_ok = false;
-	size_t pos = eol + 2;
-	while (pos < end - 2) {
-		/* One header line: name ":" OWS value OWS CRLF. */
-		size_t le = pos;
-		while (data[le] != '\r' && data[le] != '\n' && data[le] != '\0')
-			le++;
-		if (data[le] != '\r' || data[le + 1] != '\n')
-			return upgrade_err(err, errlen, "upgrade response: bad header line");
-		size_t colon = pos;
-		while (colon < le && is_tchar(data[colon]))
-			colon++;
-		if (colon == pos || colon == le || data[colon] != ':')
-			return upgrade_err(err, errlen, "upgrade response: bad header line");
-		const uint8_t *name = data + pos;
-		size_t nlen = colon - pos;
-		size_t vs = colon + 1, ve = le;
-		while (vs < ve && is_ows(data[vs]))
-			vs++;
-		while (ve > vs && is_ows(data[ve - 1]))
-			ve--;
-		const uint8_t *v = data + vs;
-		size_t vlen = ve - vs;
-
-		if (ieq(name, nlen, "upgrade")) {
-			upgrade = upgrade || has_token(v, vlen, "websocket");
-		} else if (ieq(name, nlen, "connection")) {
-			connection = connection || has_token(v, vlen, "upgrade");
-		} else if (ieq(name, nlen, "sec-websocket-accept")) {
+	for (size_t i = 0; i < h.n; i++) {
+		const struct http_header *hd = &h.h[i];
+		const char *v = hd->value;
+		size_t vlen = hd->value_len;
+		if (http_header_is(hd, "upgrade")) {
+			upgrade = upgrade || http_has_token(v, vlen, "websocket");
+		} else if (http_header_is(hd, "connection")) {
+			connection = connection || http_has_token(v, vlen, "upgrade");
+		} else if (http_header_is(hd, "sec-websocket-accept")) {
 			accepts++;
 			accept_ok = vlen == strlen(expected_accept) &&
 				    memcmp(v, expected_accept, vlen) == 0;
-		} else if (ieq(name, nlen, "sec-websocket-extensions") && vlen > 0) {
+		} else if (http_header_is(hd, "sec-websocket-extensions") && vlen > 0) {
 			/* RFC 6455 4.1: we asked for none, so any extension fails the handshake. */
-			return upgrade_err(err, errlen,
-					   "upgrade response: unrequested Sec-WebSocket-Extensions");
-		} else if (ieq(name, nlen, "sec-websocket-protocol") && vlen > 0) {
-			return upgrade_err(err, errlen,
-					   "upgrade response: unrequested Sec-WebSocket-Protocol");
+			return text_err(-EPROTO, err, errlen,
+					"upgrade response: unrequested Sec-WebSocket-Extensions");
+		} else if (http_header_is(hd, "sec-websocket-protocol") && vlen > 0) {
+			return text_err(-EPROTO, err, errlen,
+					"upgrade response: unrequested Sec-WebSocket-Protocol");
 		}
-		pos = le + 2;
 	}
 	if (!upgrade)
-		return upgrade_err(err, errlen, "upgrade response: missing Upgrade: websocket");
+		return text_err(-EPROTO, err, errlen, "upgrade response: missing Upgrade: websocket");
 	if (!connection)
-		return upgrade_err(err, errlen, "upgrade response: missing Connection: upgrade");
+		return text_err(-EPROTO, err, errlen,
+				"upgrade response: missing Connection: upgrade");
 	if (accepts == 0)
-		return upgrade_err(err, errlen, "upgrade response: missing Sec-WebSocket-Accept");
+		return text_err(-EPROTO, err, errlen,
+				"upgrade response: missing Sec-WebSocket-Accept");
 	if (accepts > 1 || !accept_ok)
-		return upgrade_err(err, errlen, "upgrade response: bad Sec-WebSocket-Accept");
-	return (long)end;
+		return text_err(-EPROTO, err, errlen, "upgrade response: bad Sec-WebSocket-Accept");
+	return end;
 }
 
 void ws_accept_for_key(const char *key, char out[29])
@@ -636,11 +500,11 @@ int ws_feed(struct ws *w, const uint8_t *data, size_t len)
 	 * feeds), so a server dribbling one byte at a time costs linear, not quadratic, work.
 	 */
 	size_t from = w->head_scan > 3 ? w->head_scan - 3 : 0;
-	size_t end = find_head_end(h, w->head.len, from);
+	size_t end = http_head_end(h, w->head.len, from);
 	w->head_scan = w->head.len;
 	if (end == 0 && w->head.len < WS_HEAD_MAX) {
-		if (!http_prefix_ok(h, w->head.len))
-			return ws_fail(w, -EPROTO, "upgrade response: not HTTP");
+		if (!http_could_be_response(h, w->head.len))
+			return ws_fail(w, -EPROTO, "upgrade response: not HTTP/1.x");
 		return 0;
 	}
 	long r = ws_parse_upgrade(h, w->head.len, w->accept, w->err, sizeof(w->err));

@@ -59,7 +59,7 @@ CASES = {
     'up_never': (r'^upgrading timeout$', None),
     'up_200': (r'^websocket: upgrade refused: HTTP 200 OK$', None),
     'up_403': (r'^websocket: upgrade refused: HTTP 403 Forbidden$', None),
-    'up_garbage': (r'^websocket: upgrade response: not HTTP$', None),
+    'up_garbage': (r'^websocket: upgrade response: not HTTP/1\.x$', None),
     'up_bad_accept': (r'^websocket: upgrade response: bad Sec-WebSocket-Accept$', None),
     'slowloris_upgrade': (r'^upgrading timeout$', None),
     'tls_alert': (r'^tls: ', None),

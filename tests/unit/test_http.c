@@ -155,8 +155,8 @@ static void test_bad_heads(void)
 	const struct {
 		const char *s, *err;
 	} bad[] = {
-	    {"SSH-2.0-OpenSSH\r\n\r\n", "response is not HTTP/1.x"},
-	    {"HTTP/2 200\r\n\r\n", "response is not HTTP/1.x"},
+	    {"SSH-2.0-OpenSSH\r\n\r\n", "not HTTP/1.x"},
+	    {"HTTP/2 200\r\n\r\n", "not HTTP/1.x"},
 	    {"HTTP/1.1 20 OK\r\n\r\n", "bad status line"},
 	    {"HTTP/1.1 200OK\r\n\r\n", "bad status line"},
 	    {"HTTP/1.1 600 Huh\r\n\r\n", "bad status line"},
@@ -207,7 +207,7 @@ static void test_bad_heads(void)
 	struct http_resp r;
 	http_resp_init(&r, 100);
 	ASSERT_EQ(run(&r, (const char *)buf_head(&b), b.len, 1, false), -EPROTO);
-	ASSERT_STR_EQ(r.err, "response head larger than 16384 bytes");
+	ASSERT_STR_EQ(r.err, "head larger than 16384 bytes");
 	ASSERT_LE(r.raw.len, HTTP_HEAD_MAX);
 	/* A failed parser stays failed. */
 	ASSERT_EQ(http_resp_feed(&r, (const uint8_t *)"\r\n\r\n", 4), -EPROTO);

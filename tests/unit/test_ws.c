@@ -883,8 +883,8 @@ static void test_bad_responses(void)
 	expect_bad_response("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<html>",
 			    "upgrade refused: HTTP 200 OK");
 	expect_bad_response("HTTP/1.1 400\r\n\r\n", "upgrade refused: HTTP 400");
-	expect_bad_response("SSH-2.0-OpenSSH_9.2\r\n", "upgrade response: not HTTP");
-	expect_bad_response("\x16\x03\x01\x02\x00", "upgrade response: not HTTP");
+	expect_bad_response("SSH-2.0-OpenSSH_9.2\r\n", "upgrade response: not HTTP/1.x");
+	expect_bad_response("\x16\x03\x01\x02\x00", "upgrade response: not HTTP/1.x");
 	expect_bad_response("HTTP/1.1 1O1 Switching\r\n\r\n", "upgrade response: bad status line");
 	expect_bad_response("HTTP/1.0 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
 			    "upgrade response: not HTTP/1.1");
@@ -985,7 +985,7 @@ static void test_head_too_large(void)
 			ASSERT_LT(total, 16384);
 	}
 	ASSERT_EQ(rc, -EPROTO);
-	ASSERT_STR_EQ(ws_last_error(w), "upgrade response head too large");
+	ASSERT_STR_EQ(ws_last_error(w), "upgrade response: head larger than 16384 bytes");
 	ASSERT_GE(total, 16384);
 
 	/* The parser alone: 16 KiB without a blank line fails, just under is incomplete. */
@@ -996,7 +996,7 @@ static void test_head_too_large(void)
 	char err[64];
 	ASSERT_EQ(ws_parse_upgrade(big, 16383, accept, err, sizeof(err)), -EAGAIN);
 	ASSERT_EQ(ws_parse_upgrade(big, 16384, accept, err, sizeof(err)), -EPROTO);
-	ASSERT_STR_EQ(err, "upgrade response head too large");
+	ASSERT_STR_EQ(err, "upgrade response: head larger than 16384 bytes");
 	free(big);
 	ws_destroy(w);
 	peer_finish(&p);
