@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,10 @@ static void on_walk(uv_handle_t *h, void *arg)
 
 int main(int argc, char **argv)
 {
+	/* The database, its WAL and exports hold what people wrote in chat rooms, attributed to
+	 * them: no access for others, unless the user's own umask is stricter still. */
+	mode_t old_mask = umask(027);
+	umask(old_mask | 027);
 	/* Commands on an existing database (export.h) have their own options. */
 	if (argc > 1 && strcmp(argv[1], "export") == 0)
 		return export_main(argc - 1, argv + 1);
