@@ -223,14 +223,13 @@ int main(int argc, char **argv)
 
 	/* A peer closing while we write must be an error code, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
-	/* One socket per room: lift the soft fd limit (often 1024) to the hard one. */
+	/* One socket per room. The limit is the service manager's or the shell's to set
+	 * (LimitNOFILE=, ulimit -n): raising it here would need setrlimit, which the unit's
+	 * SystemCallFilter=~@resources forbids. */
 	struct rlimit nofile;
-	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
-		nofile.rlim_cur = nofile.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &nofile);
-	}
 	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && opt.n_rooms + 64 > nofile.rlim_cur)
-		log_warn("%zu rooms but only %llu file descriptors allowed; raise LimitNOFILE",
+		log_warn("%zu rooms but only %llu file descriptors allowed; raise LimitNOFILE= "
+			 "(or ulimit -n)",
 			 opt.n_rooms, (unsigned long long)nofile.rlim_cur);
 	uv_loop_t loop;
 	if (uv_loop_init(&loop) < 0) {
