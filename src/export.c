@@ -42,7 +42,8 @@ static const char export_usage[] =
 	"                       BililiveRecorder tools and players; times are seconds after\n"
 	"                       --from, or after the first message without --from\n"
 	"                       ndjson: one JSON object per message, every type\n"
-	"  -o, --output OUT     write to OUT (default: standard output)\n"
+	"  -o, --output OUT     write to OUT.part, renamed to OUT when complete (default:\n"
+	"                       standard output); an existing OUT.part is never overwritten\n"
 	"\n"
 	"T is unix seconds, unix milliseconds, or local time YYYY-MM-DD[ HH:MM[:SS]].\n"
 	"Exit status: 0 done, 1 no such database or room, bad range or write error, 2 usage.\n";
