@@ -49,8 +49,9 @@ struct export_row {
 	int64_t id, room_id, ts, uid, level, session_id;
 	bool has_uid, has_level, has_session;
 	const char *type, *nick, *text, *cid;
-	const char *data;      /* the data column; NDJSON nests it when data_json */
-	bool data_json;        /* data is a valid JSON text */
+	const char *data;      /* the data column (minified by json() when it is valid JSON) */
+	bool data_json;        /* data is JSON text: NDJSON nests it if it is also valid UTF-8
+	                        * without control characters, else writes it as a string */
 	const char *col;       /* data.col (chat colour index) */
 	const char *gift_name; /* data.gfn */
 	const char *gift_id;   /* data.gfid */
@@ -60,7 +61,8 @@ struct export_row {
 /* Append one chatmsg as <d p="..." user="...">text</d> or one dgb as <gift .../> (both with a
  * newline), times relative to base_ms. Other types append nothing. Returns 0 or -ENOMEM. */
 int export_xml_row(struct buf *b, const struct export_row *r, int64_t base_ms);
-/* Append one row as a JSON object and a newline. Returns 0 or -ENOMEM. */
+/* Append one row as a JSON object on exactly one line (whatever the strings and data hold)
+ * and a newline. Returns 0 or -ENOMEM. */
 int export_json_row(struct buf *b, const struct export_row *r);
 
 #endif

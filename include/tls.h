@@ -23,10 +23,14 @@ struct tls;
  * Create the shared client config. ca_file: PEM bundle to trust; NULL means the system bundle
  * (/etc/ssl/certs/ca-certificates.crt). insecure: skip certificate and host-name checks.
  * Minimum version TLS 1.2; the default suites plus TLS_RSA_WITH_AES_256_GCM_SHA384 (Douyu).
- * Returns 0 or a negative errno; on error a message is written to err (errlen bytes).
+ * Returns 0 or a negative errno; on error a message is written to err (errlen bytes). A CA
+ * file in which no certificate parses is an error (-EINVAL, naming the file); one in which
+ * some do not parse is not (see tls_config_ca_counts).
  */
 int tls_config_create(const char *ca_file, bool insecure, struct tls_config **out, char *err,
 		      size_t errlen);
+/* How many certificates of the CA file were loaded, and how many were rejected as unparsable. */
+void tls_config_ca_counts(const struct tls_config *cfg, unsigned *loaded, unsigned *rejected);
 /* Accepts NULL. Every struct tls made from it must be destroyed first. */
 void tls_config_destroy(struct tls_config *cfg);
 

@@ -6,13 +6,15 @@
  * stays constant however large the database. XML follows the Bilibili danmaku format as
  * BililiveRecorder writes it and DanmakuFactory reads it (<i>, <d p="time,mode,size,color,ts,
  * pool,uid,id" user="...">, <gift ts giftname giftcount uid user/>); NDJSON is one object per
- * message with the data column nested. Output to a file goes to FILE.part first and is renamed
+ * message with the data column nested, one line each whatever the database holds. Output to a
+ * file goes to FILE.part (created exclusively, never through a symbolic link) and is renamed
  * only when complete, so a failed export never leaves a truncated file under the real name.
  * fts switches the full-text index through store_open (which owns that SQL).
  */
 #include "export.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <sqlite3.h>
@@ -40,7 +42,8 @@ static const char export_usage[] =
 	"                       BililiveRecorder tools and players; times are seconds after\n"
 	"                       --from, or after the first message without --from\n"
 	"                       ndjson: one JSON object per message, every type\n"
-	"  -o, --output OUT     write to OUT (default: standard output)\n"
+	"  -o, --output OUT     write to OUT.part, renamed to OUT when complete (default:\n"
+	"                       standard output); an existing OUT.part is never overwritten\n"
 	"\n"
 	"T is unix seconds, unix milliseconds, or local time YYYY-MM-DD[ HH:MM[:SS]].\n"
 	"Exit status: 0 done, 1 no such database or room, bad range or write error, 2 usage.\n";
@@ -230,6 +233,19 @@ static int json_key_int(struct buf *b, const char *key, bool has, int64_t v)
 	return has ? buf_printf(b, ",\"%s\":%" PRId64, key, v) : buf_printf(b, ",\"%s\":null", key);
 }
 
+/* True when s is valid UTF-8 with no control character (minified JSON has none outside
+ * strings, and valid JSON none inside). */
+static bool json_line_safe(const char *s)
+{
+	size_t n = strlen(s);
+	if (text_utf8_valid_prefix(s, n) != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20)
+			return false;
+	return true;
+}
+
 int export_json_row(struct buf *b, const struct export_row *r)
 {
 	if (buf_printf(b, "{\"id\":%" PRId64 ",\"room_id\":%" PRId64 ",\"ts\":%" PRId64, r->id,
@@ -240,10 +256,12 @@ int export_json_row(struct buf *b, const struct export_row *r)
 	    json_key_str(b, "text", r->text) < 0 || json_key_str(b, "cid", r->cid) < 0 ||
 	    json_key_int(b, "session_id", r->has_session, r->session_id) < 0)
 		return -ENOMEM;
-	/* The data column is written by the store as a JSON object; a database edited by hand
-	 * may hold anything, which is then given as a string rather than breaking the line. */
+	/* The data column is written by the store as a JSON object, and the query hands it over
+	 * minified (json()); a database edited by hand may hold anything, and SQLite's JSON
+	 * accepts bytes that are not UTF-8. Whatever cannot be nested as one clean line of JSON
+	 * is given as a string instead, so that every message stays exactly one line. */
 	int rc;
-	if (r->data && r->data_json)
+	if (r->data && r->data_json && json_line_safe(r->data))
 		rc = buf_printf(b, ",\"data\":%s}\n", r->data);
 	else if ((rc = json_key_str(b, "data", r->data)) == 0)
 		rc = buf_append_str(b, "}\n");
@@ -451,8 +469,8 @@ static const char sql_xml[] =
 	"  FROM messages WHERE room_id = ?1 AND ts >= ?2 AND ts < ?3"
 	"   AND type IN ('chatmsg', 'dgb') ORDER BY ts, id";
 static const char sql_ndjson[] =
-	"SELECT id, room_id, ts, type, uid, nick, level, text, cid, session_id, data,"
-	"       json_valid(data)"
+	"SELECT id, room_id, ts, type, uid, nick, level, text, cid, session_id,"
+	"       CASE WHEN json_valid(data) THEN json(data) ELSE data END, json_valid(data)"
 	"  FROM messages WHERE room_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts, id";
 /* clang-format on */
 
@@ -470,8 +488,11 @@ static int xml_header(struct buf *b, const struct export_req *req, const char *l
 	fmt_local(when, sizeof(when), base);
 	int rc = buf_printf(b,
 	                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<i>\n"
-	                    "<!-- danmakud export of Douyu room %" PRId64 ": <d> is a chat line, "
-	                    "<gift> a gift; times are seconds after %s local time -->\n"
+	                    /* Nothing tag-like in the comment: DanmakuFactory scans for "<d"
+	                     * and "<gift" without knowing comments, and crashes on a fake one. */
+	                    "<!-- danmakud export of Douyu room %" PRId64 ": each d element is a "
+	                    "chat line, each gift element a gift; times are seconds after %s "
+	                    "local time -->\n"
 	                    "<chatserver>douyu</chatserver>\n<chatid>%" PRId64 "</chatid>\n"
 	                    "<mission>0</mission>\n<maxlimit>0</maxlimit>\n<state>0</state>\n"
 	                    "<real_name>0</real_name>\n<source>k-v</source>\n"
@@ -559,6 +580,30 @@ out:
 	return ret;
 }
 
+/*
+ * Create the temporary output file. O_EXCL: never truncate or write through a file or a
+ * symbolic link someone else put there (a planted OUT.part -> ~/.bashrc); the rename at the
+ * end then replaces OUT itself, never what a link at OUT points to. Returns NULL after
+ * printing why.
+ */
+static FILE *open_part(const char *part)
+{
+	int fd = open(part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		int e = errno;
+		fprintf(stderr, "danmakud export: %s: %s%s\n", part, strerror(e),
+		        e == EEXIST ? " (left by an interrupted export? remove it and retry)" : "");
+		return NULL;
+	}
+	FILE *f = fdopen(fd, "wb");
+	if (!f) {
+		fprintf(stderr, "danmakud export: %s: %s\n", part, strerror(errno));
+		close(fd);
+		unlink(part);
+	}
+	return f;
+}
+
 int export_main(int argc, char **argv)
 {
 	struct export_req req;
@@ -589,9 +634,8 @@ int export_main(int argc, char **argv)
 			goto out;
 		}
 		snprintf(part, n, "%s.part", req.out);
-		out = fopen(part, "wb");
+		out = open_part(part);
 		if (!out) {
-			fprintf(stderr, "danmakud export: %s: %s\n", part, strerror(errno));
 			free(part);
 			ret = 1;
 			goto out;

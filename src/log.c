@@ -3,9 +3,13 @@
  * carry "<N>" priority prefixes (sd-daemon(3)) and no time, since journald adds its own;
  * elsewhere a UTC timestamp and a level word. Debug lines add [file:line]. Each line is
  * written with a single write(2) so concurrent writers (none here, but a shell redirect
- * shared with tests) never interleave within a line.
+ * shared with tests) never interleave within a line. The formatted message is escaped: it
+ * carries server text (a message type, a close reason), and a raw newline followed by "<0>"
+ * would otherwise forge a line of its own, at emergency priority under journald.
  */
 #include "log.h"
+
+#include "text.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -62,6 +66,50 @@ static const char *level_word(int level)
 	}
 }
 
+/*
+ * Copy in[0..n) to out[0..cap) with control characters (C0, DEL and the C1 range) and bytes
+ * that are not UTF-8 written as "\\n", "\\r", "\\t" or "\\xHH", so that whatever the message
+ * holds it stays one printable line; valid UTF-8 is copied unchanged. Stops before an escape
+ * or a character that would not fit whole. Returns the bytes written.
+ */
+static size_t escape_into(char *out, size_t cap, const char *in, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *u = (const unsigned char *)in;
+	size_t o = 0;
+	for (size_t i = 0; i < n;) {
+		uint32_t c;
+		size_t len = text_utf8_decode(u + i, n - i, &c);
+		if (len && c >= 0x20 && c != 0x7f && (c < 0x80 || c > 0x9f)) {
+			if (o + len > cap)
+				break;
+			memcpy(out + o, u + i, len);
+			o += len;
+			i += len;
+			continue;
+		}
+		/* One escape per byte: a C1 control's two bytes, or one stray byte. */
+		size_t bytes = len ? len : 1;
+		for (size_t k = 0; k < bytes; k++) {
+			unsigned char b = u[i + k];
+			char e = b == '\n' ? 'n' : b == '\r' ? 'r' : b == '\t' ? 't' : 0;
+			size_t need = e ? 2 : 4;
+			if (o + need > cap)
+				return o;
+			out[o++] = '\\';
+			if (e) {
+				out[o++] = e;
+			} else {
+				out[o++] = 'x';
+				out[o++] = hex[b >> 4];
+				out[o++] = hex[b & 15];
+			}
+		}
+		i += bytes;
+	}
+	return o;
+}
+
 void log_write(int level, const char *file, int line, const char *fmt, ...)
 {
 	int saved = errno;
@@ -83,16 +131,16 @@ void log_write(int level, const char *file, int line, const char *fmt, ...)
 		n += (size_t)snprintf(out + n, sizeof(out) - n, "[%s:%d] ", base ? base + 1 : file,
 				      line);
 	}
-	if (n < sizeof(out)) {
-		va_list ap;
-		va_start(ap, fmt);
-		int m = vsnprintf(out + n, sizeof(out) - n, fmt, ap);
-		va_end(ap);
-		if (m > 0)
-			n += (size_t)m;
-	}
-	if (n > sizeof(out) - 2)
-		n = sizeof(out) - 2;
+	if (n > sizeof(out) - 1)
+		n = sizeof(out) - 1;
+	char msg[sizeof(out)];
+	va_list ap;
+	va_start(ap, fmt);
+	int m = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (m > 0)
+		n += escape_into(out + n, sizeof(out) - 1 - n, msg,
+				 (size_t)m < sizeof(msg) ? (size_t)m : sizeof(msg) - 1);
 	out[n++] = '\n';
 	ssize_t w = write(STDERR_FILENO, out, n);
 	(void)w;

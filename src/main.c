@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,10 @@ static void on_walk(uv_handle_t *h, void *arg)
 
 int main(int argc, char **argv)
 {
+	/* The database, its WAL and exports hold what people wrote in chat rooms, attributed to
+	 * them: no access for others, unless the user's own umask is stricter still. */
+	mode_t old_mask = umask(027);
+	umask(old_mask | 027);
 	/* Commands on an existing database (export.h) have their own options. */
 	if (argc > 1 && strcmp(argv[1], "export") == 0)
 		return export_main(argc - 1, argv + 1);
@@ -218,14 +223,13 @@ int main(int argc, char **argv)
 
 	/* A peer closing while we write must be an error code, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
-	/* One socket per room: lift the soft fd limit (often 1024) to the hard one. */
+	/* One socket per room. The limit is the service manager's or the shell's to set
+	 * (LimitNOFILE=, ulimit -n): raising it here would need setrlimit, which the unit's
+	 * SystemCallFilter=~@resources forbids. */
 	struct rlimit nofile;
-	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
-		nofile.rlim_cur = nofile.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &nofile);
-	}
 	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && opt.n_rooms + 64 > nofile.rlim_cur)
-		log_warn("%zu rooms but only %llu file descriptors allowed; raise LimitNOFILE",
+		log_warn("%zu rooms but only %llu file descriptors allowed; raise LimitNOFILE= "
+			 "(or ulimit -n)",
 			 opt.n_rooms, (unsigned long long)nofile.rlim_cur);
 	uv_loop_t loop;
 	if (uv_loop_init(&loop) < 0) {

@@ -887,6 +887,16 @@ static int open_servers(struct rec *rec)
 		log_err("tls: %s", err);
 		return rc;
 	}
+	unsigned loaded, rejected;
+	tls_config_ca_counts(rec->tls, &loaded, &rejected);
+	/* A system bundle often holds a few certificates mbedTLS cannot parse; a file the user
+	 * named should not. */
+	if (rejected)
+		LOG_AT(rec->opt.ca_file ? LOG_LEVEL_WARN : LOG_LEVEL_INFO,
+		       "tls: CA file %s: %u certificates rejected as unparsable, %u loaded",
+		       rec->opt.ca_file ? rec->opt.ca_file : "(system bundle)", rejected, loaded);
+	else
+		log_debug("tls: %u CA certificates loaded", loaded);
 	if (rec->opt.insecure)
 		log_warn("--insecure: TLS certificates and host names are NOT verified");
 	return 0;

@@ -42,6 +42,7 @@ struct tls_config {
 	mbedtls_ctr_drbg_context drbg;
 	mbedtls_x509_crt ca;
 	mbedtls_ssl_config conf;
+	unsigned ca_loaded, ca_rejected; /* certificates in the CA file: parsed, not parsed */
 };
 
 /*
@@ -299,19 +300,24 @@ int tls_config_create(const char *ca_file, bool insecure, struct tls_config **ou
 	}
 	fclose(f);
 	/*
-	 * A positive return counts certificates that failed to parse; system bundles contain a
-	 * few that mbedTLS rejects. That is fine as long as at least one was loaded.
+	 * A positive return counts certificates that failed to parse (system bundles may hold a
+	 * few that mbedTLS rejects); the caller reports them. A negative one means none parsed.
 	 */
 	mret = mbedtls_x509_crt_parse_file(&cfg->ca, ca_file);
 	if (mret < 0 || cfg->ca.version == 0) {
 		if (mret < 0)
 			tls_strerror(mret, text, sizeof(text));
 		else
-			snprintf(text, sizeof(text), "no usable certificate");
-		tls_set_err(err, errlen, "cannot load CA file %s: %s", ca_file, text);
+			snprintf(text, sizeof(text), "empty");
+		tls_set_err(err, errlen,
+		            "cannot load CA file %s: no certificate in it could be parsed (%s)",
+		            ca_file, text);
 		rc = mret < 0 && tls_is_alloc_err(mret) ? -ENOMEM : -EINVAL;
 		goto fail;
 	}
+	cfg->ca_rejected = (unsigned)mret;
+	for (const mbedtls_x509_crt *c = &cfg->ca; c && c->version; c = c->next)
+		cfg->ca_loaded++;
 
 	mret =
 	    mbedtls_ssl_config_defaults(&cfg->conf, MBEDTLS_SSL_IS_CLIENT,
@@ -343,6 +349,12 @@ int tls_config_create(const char *ca_file, bool insecure, struct tls_config **ou
 fail:
 	tls_config_destroy(cfg);
 	return rc;
+}
+
+void tls_config_ca_counts(const struct tls_config *cfg, unsigned *loaded, unsigned *rejected)
+{
+	*loaded = cfg->ca_loaded;
+	*rejected = cfg->ca_rejected;
 }
 
 void tls_config_destroy(struct tls_config *cfg)
