@@ -145,6 +145,22 @@ static int skip(struct bili_reader *r, const char *why)
 	return 0;
 }
 
+/* Room for the decompressor's next output at the end of b, growing it geometrically up to
+ * BILI_MAX_INFLATED. Returns 0, -E2BIG at the cap or -ENOMEM. */
+static int out_window(struct buf *b, uint8_t **out, size_t *n)
+{
+	if (b->len >= BILI_MAX_INFLATED)
+		return -E2BIG;
+	size_t want = b->len < 4096 ? 4096 : b->len;
+	if (want > BILI_MAX_INFLATED - b->len)
+		want = BILI_MAX_INFLATED - b->len;
+	if (buf_reserve(b, want) < 0)
+		return -ENOMEM;
+	*out = buf_head(b) + b->len;
+	*n = want;
+	return 0;
+}
+
 /* Inflate a zlib stream into r->inflated. 0, -ENOMEM, -EPROTO (corrupt), -E2BIG (too big). */
 static int inflate_zlib(struct bili_reader *r, const uint8_t *in, size_t len)
 {
@@ -154,38 +170,28 @@ static int inflate_zlib(struct bili_reader *r, const uint8_t *in, size_t len)
 		return -ENOMEM;
 	z.next_in = (Bytef *)(uintptr_t)in;
 	z.avail_in = (uInt)len;
-	int rc = 0;
-	for (;;) {
-		if (r->inflated.len >= BILI_MAX_INFLATED) {
-			rc = -E2BIG;
-			break;
-		}
-		size_t want = r->inflated.len < 4096 ? 4096 : r->inflated.len;
-		if (want > BILI_MAX_INFLATED - r->inflated.len)
-			want = BILI_MAX_INFLATED - r->inflated.len;
-		if (buf_reserve(&r->inflated, want) < 0) {
-			rc = -ENOMEM;
-			break;
-		}
-		z.next_out = buf_head(&r->inflated) + r->inflated.len;
+	int rc;
+	uint8_t *out;
+	size_t want;
+	while ((rc = out_window(&r->inflated, &out, &want)) == 0) {
+		z.next_out = out;
 		z.avail_out = (uInt)want;
 		int zr = inflate(&z, Z_NO_FLUSH);
 		r->inflated.len += want - z.avail_out;
 		if (zr == Z_STREAM_END)
 			break;
-		if (zr == Z_MEM_ERROR) {
+		if (zr == Z_MEM_ERROR)
 			rc = -ENOMEM;
-			break;
-		}
-		if (zr != Z_OK && !(zr == Z_BUF_ERROR && z.avail_out == 0)) {
+		else if (zr != Z_OK && !(zr == Z_BUF_ERROR && z.avail_out == 0))
 			rc = -EPROTO; /* corrupt, or the stream ends before its end */
+		if (rc)
 			break;
-		}
 	}
 	inflateEnd(&z);
 	return rc;
 }
 
+/* The same for a brotli stream. */
 static int inflate_brotli(struct bili_reader *r, const uint8_t *in, size_t len)
 {
 	BrotliDecoderState *d = BrotliDecoderCreateInstance(NULL, NULL, NULL);
@@ -193,23 +199,13 @@ static int inflate_brotli(struct bili_reader *r, const uint8_t *in, size_t len)
 		return -ENOMEM;
 	const uint8_t *next_in = in;
 	size_t avail_in = len;
-	int rc = 0;
-	for (;;) {
-		if (r->inflated.len >= BILI_MAX_INFLATED) {
-			rc = -E2BIG;
-			break;
-		}
-		size_t want = r->inflated.len < 4096 ? 4096 : r->inflated.len;
-		if (want > BILI_MAX_INFLATED - r->inflated.len)
-			want = BILI_MAX_INFLATED - r->inflated.len;
-		if (buf_reserve(&r->inflated, want) < 0) {
-			rc = -ENOMEM;
-			break;
-		}
-		uint8_t *next_out = buf_head(&r->inflated) + r->inflated.len;
+	int rc;
+	uint8_t *out;
+	size_t want;
+	while ((rc = out_window(&r->inflated, &out, &want)) == 0) {
 		size_t avail_out = want;
-		BrotliDecoderResult br = BrotliDecoderDecompressStream(d, &avail_in, &next_in,
-		                                                       &avail_out, &next_out, NULL);
+		BrotliDecoderResult br =
+		    BrotliDecoderDecompressStream(d, &avail_in, &next_in, &avail_out, &out, NULL);
 		r->inflated.len += want - avail_out;
 		if (br == BROTLI_DECODER_RESULT_SUCCESS)
 			break;

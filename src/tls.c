@@ -9,9 +9,10 @@
  */
 #include "tls.h"
 
+#include "text.h"
+
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,21 +79,8 @@ static const int tls_fallback_suites[] = {
     0,
 };
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static void
-tls_set_err(char *err, size_t errlen, const char *fmt, ...);
-
-static void tls_set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || errlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
+/* Error text into err[0..errlen) (see text_err). */
+#define tls_set_err(err, errlen, ...) ((void)text_err(0, (err), (errlen), __VA_ARGS__))
 
 /* mbedtls_strerror text plus the raw code, for messages. */
 static void tls_strerror(int mret, char *out, size_t outlen)

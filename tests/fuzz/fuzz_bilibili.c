@@ -6,18 +6,11 @@
  * pending and hold no inflate buffer above 64 KiB between feeds. Violations trap.
  */
 #include "bilibili.h"
+#include "fuzz.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(bool ok)
-{
-	if (!ok)
-		__builtin_trap();
-}
 
 #define MAX_SEEN 4096
 
@@ -48,14 +41,11 @@ static void check_kept(const struct bili_reader *r)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 1)
+	struct fuzz_split sp;
+	if (!fuzz_split_init(&sp, data, size))
 		return 0;
-	size_t k = data[0] & 15;
-	if (size < 1 + k)
-		return 0;
-	const uint8_t *pieces = data + 1;
-	const uint8_t *stream = data + 1 + k;
-	size_t len = size - 1 - k;
+	const uint8_t *stream = sp.stream;
+	size_t len = sp.len;
 
 	static struct seen whole, split;
 	whole.n = split.n = 0;
@@ -68,13 +58,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(ra < 0 || (size_t)ra == whole.n);
 
 	int rb = 0;
-	size_t off = 0, i = 0, total = 0;
+	size_t off = 0, total = 0;
 	while (off < len && rb >= 0) {
-		size_t n = k ? pieces[i++ % k] : len;
-		if (n == 0)
-			n = 1;
-		if (n > len - off)
-			n = len - off;
+		size_t n = fuzz_split_next(&sp, off);
 		rb = bili_reader_feed(&b, stream + off, n, on_packet, &split);
 		check_kept(&b);
 		if (rb >= 0)

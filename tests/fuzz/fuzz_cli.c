@@ -7,6 +7,7 @@
  * their documented bounds, and one room per argument left after the options.
  */
 #include "cli.h"
+#include "fuzz.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -14,15 +15,7 @@
 
 #include "conf.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 #define MAX_ARGS 4096
-
-static void check(bool ok)
-{
-	if (!ok)
-		__builtin_trap();
-}
 
 /* Pointers into argv's strings must stay inside them. */
 static bool points_into(const char *p, char *const *argv, int argc)

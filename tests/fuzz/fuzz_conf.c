@@ -7,19 +7,12 @@
  * buffer gives the same result with a truncated copy of the same message.
  */
 #include "conf.h"
+#include "fuzz.h"
 
 #include <errno.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 #define FILE_NAME "fuzz.conf"
-
-static void check(bool ok)
-{
-	if (!ok)
-		__builtin_trap();
-}
 
 static bool is_blank(char ch)
 {

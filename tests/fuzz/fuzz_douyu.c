@@ -7,20 +7,13 @@
  * stream also runs through douyu_platform. Violations trap.
  */
 #include "douyu.h"
+#include "fuzz.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
 
 #include "platform.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(bool ok)
-{
-	if (!ok)
-		__builtin_trap();
-}
 
 #define MAX_SEEN 4096
 
@@ -95,14 +88,11 @@ static const struct platform_events events = {ev_joined, ev_record, ev_foreign, 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 1)
+	struct fuzz_split sp;
+	if (!fuzz_split_init(&sp, data, size))
 		return 0;
-	size_t k = data[0] & 15;
-	if (size < 1 + k)
-		return 0;
-	const uint8_t *pieces = data + 1;
-	const uint8_t *stream = data + 1 + k;
-	size_t len = size - 1 - k;
+	const uint8_t *stream = sp.stream;
+	size_t len = sp.len;
 
 	static struct seen whole, split;
 	whole.n = 0;
@@ -123,13 +113,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct buf out;
 	buf_init(&out);
 	int rc_split = 0, rc_plat = 0;
-	size_t off = 0, i = 0, plat_packets = 0;
+	size_t off = 0, plat_packets = 0;
 	while (off < len && rc_split == 0) {
-		size_t n = k ? pieces[i++ % k] : len;
-		if (n == 0)
-			n = 1;
-		if (n > len - off)
-			n = len - off;
+		size_t n = fuzz_split_next(&sp, off);
 		rc_split = douyu_reader_feed(&r, stream + off, n, on_packet, &split);
 		if (rc_plat >= 0) {
 			/* feed returns how many packets the bytes completed, or an error. */

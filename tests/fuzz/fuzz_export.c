@@ -16,6 +16,7 @@
  *   discourages and the bytes that are not UTF-8 removed.
  */
 #include "export.h"
+#include "fuzz.h"
 
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -25,14 +26,6 @@
 
 #include "buf.h"
 #include "text.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(bool ok)
-{
-	if (!ok)
-		__builtin_trap();
-}
 
 /* ---- a strict JSON checker (RFC 8259), independent of the exporter */
 

@@ -6,20 +6,13 @@
  * and body bounds. http_parse_head also runs on the raw bytes. Violations trap.
  */
 #include "http.h"
+#include "fuzz.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 #define MAX_BODY 4096
-
-static void check(bool ok)
-{
-	if (!ok)
-		__builtin_trap();
-}
 
 static int finish(struct http_resp *r, int rc)
 {
@@ -37,14 +30,11 @@ static int finish(struct http_resp *r, int rc)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 1)
+	struct fuzz_split sp;
+	if (!fuzz_split_init(&sp, data, size))
 		return 0;
-	size_t k = data[0] & 15;
-	if (size < 1 + k)
-		return 0;
-	const uint8_t *pieces = data + 1;
-	const uint8_t *s = data + 1 + k;
-	size_t len = size - 1 - k;
+	const uint8_t *s = sp.stream;
+	size_t len = sp.len;
 
 	struct http_head h;
 	long hr = http_parse_head(s, len, &h, NULL, 0);
@@ -59,13 +49,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	http_resp_init(&b, MAX_BODY);
 	int ra = finish(&a, http_resp_feed(&a, s, len));
 	int rb = 0;
-	size_t off = 0, i = 0;
+	size_t off = 0;
 	while (off < len && rb == 0) {
-		size_t n = k ? pieces[i++ % k] : len;
-		if (n == 0)
-			n = 1;
-		if (n > len - off)
-			n = len - off;
+		size_t n = fuzz_split_next(&sp, off);
 		rb = http_resp_feed(&b, s + off, n);
 		off += n;
 	}

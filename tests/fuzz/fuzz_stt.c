@@ -8,6 +8,7 @@
  * anything, leaves valid text alone and counts what the JSON writer counts.
  */
 #include "stt.h"
+#include "fuzz.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -15,14 +16,6 @@
 
 #include "buf.h"
 #include "text.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(bool ok)
-{
-	if (!ok)
-		__builtin_trap();
-}
 
 /* Strict UTF-8 (no overlongs, no surrogates); bytes below 0x20 only when allow_ctl. */
 static bool utf8_ok(const uint8_t *p, size_t n, bool allow_ctl)

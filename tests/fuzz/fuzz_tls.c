@@ -12,17 +12,10 @@
  * (the same code again), has a message, and leaves tls_read/tls_write refusing.
  */
 #include "tls.h"
+#include "fuzz.h"
 
 #include <errno.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(bool ok)
-{
-	if (!ok)
-		__builtin_trap();
-}
 
 /* Made once: a config holds the RNG and the parsed CA bundle, shared as in rec.c. */
 static struct tls_config *config(bool insecure)

@@ -8,12 +8,11 @@
  * Invariants that the contract in ws.h promises are checked with __builtin_trap().
  */
 #include "ws.h"
+#include "fuzz.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define RFC_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 

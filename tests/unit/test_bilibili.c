@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <zlib.h>
 
+#include "b64.h"
 #include "bilibili.h"
 #include "test.h"
 
@@ -50,39 +51,6 @@ static int on_packet(void *user_data, uint32_t op, uint16_t ver, const uint8_t *
 	return 0;
 }
 
-static int b64val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
-/* Decode standard padded base64 from s up to the closing quote. */
-static size_t b64decode(const char *s, uint8_t *out, size_t cap)
-{
-	size_t n = 0;
-	unsigned acc = 0;
-	int bits = 0;
-	for (; *s && *s != '"' && *s != '='; s++) {
-		int v = b64val((unsigned char)*s);
-		if (v < 0)
-			continue;
-		acc = acc << 6 | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (n < cap)
-				out[n] = (uint8_t)(acc >> bits);
-			n++;
-		}
-	}
-	return n;
-}
-
 /* The server-to-client messages of one capture file. */
 struct capture {
 	uint8_t *msg[32];
@@ -106,8 +74,14 @@ static int load(const char *name, struct capture *c)
 		if (!b)
 			continue;
 		b += 8;
-		c->msg[c->n] = malloc(strlen(b));
-		c->len[c->n] = b64decode(b, c->msg[c->n], strlen(b));
+		struct buf m;
+		buf_init(&m);
+		if (!b64_decode(b, strcspn(b, "\""), &m)) {
+			buf_finish(&m);
+			break;
+		}
+		c->msg[c->n] = buf_head(&m); /* fresh buffer: head is the allocation */
+		c->len[c->n] = m.len;
 		c->n++;
 	}
 	fclose(f);
@@ -286,8 +260,12 @@ static void test_auth_matches_capture(void)
 	ASSERT(fgets(line, sizeof(line), f));
 	fclose(f);
 	ASSERT(strstr(line, "\"dir\": \"out\""));
-	uint8_t want[1024];
-	size_t wn = b64decode(strstr(line, "\"b64\": \"") + 8, want, sizeof(want));
+	struct buf wb;
+	buf_init(&wb);
+	const char *b64 = strstr(line, "\"b64\": \"") + 8;
+	ASSERT(b64_decode(b64, strcspn(b64, "\""), &wb));
+	const uint8_t *want = buf_head(&wb);
+	size_t wn = wb.len;
 	ASSERT_EQ(wn, 450);
 	/* Take buvid and key from the captured body itself. */
 	char body[512];
@@ -330,6 +308,7 @@ static void test_auth_matches_capture(void)
 	              "\"p_msg_type\":1}",
 	              83);
 	buf_finish(&b);
+	buf_finish(&wb);
 }
 
 static void header(uint8_t *p, uint32_t len, uint16_t hlen, uint16_t ver, uint32_t op)

@@ -17,48 +17,11 @@
 #include <malloc.h>
 #endif
 
+#include "b64.h"
+
 #define FIX SHARED_DIR "/fixtures/douyu/danmaku"
 
 /* ---- base64 and fixture loading ---- */
-
-static int b64val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Decode standard padded base64 src[0..n) and append it to out; false on bad input. */
-static bool b64_decode(const char *src, size_t n, struct buf *out)
-{
-	if (n % 4)
-		return false;
-	for (size_t i = 0; i < n; i += 4) {
-		int v[4];
-		int pad = 0;
-		for (int k = 0; k < 4; k++) {
-			if (src[i + k] == '=' && i + 4 == n && k >= 2) {
-				v[k] = 0;
-				pad++;
-			} else if ((v[k] = b64val(src[i + k])) < 0 || pad) {
-				return false;
-			}
-		}
-		uint8_t b[3] = {(uint8_t)(v[0] << 2 | v[1] >> 4), (uint8_t)(v[1] << 4 | v[2] >> 2),
-				(uint8_t)(v[2] << 6 | v[3])};
-		if (buf_append(out, b, (size_t)(3 - pad)) < 0)
-			return false;
-	}
-	return true;
-}
 
 static bool b64_decode_str(const char *s, struct buf *out)
 {
