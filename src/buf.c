@@ -22,6 +22,21 @@ void buf_finish(struct buf *b)
 	buf_init(b);
 }
 
+/* Move the unread bytes to the front of a new allocation of cap (>= len) bytes. */
+static int move_to(struct buf *b, size_t cap)
+{
+	uint8_t *p = malloc(cap);
+	if (!p)
+		return -ENOMEM;
+	if (b->len)
+		memcpy(p, b->data + b->off, b->len);
+	free(b->data);
+	b->data = p;
+	b->off = 0;
+	b->cap = cap;
+	return 0;
+}
+
 int buf_reserve(struct buf *b, size_t n)
 {
 	if (b->cap - b->off - b->len >= n)
@@ -38,16 +53,7 @@ int buf_reserve(struct buf *b, size_t n)
 	size_t cap = b->cap ? b->cap : 256;
 	while (cap < need)
 		cap *= 2;
-	uint8_t *p = malloc(cap);
-	if (!p)
-		return -ENOMEM;
-	if (b->len)
-		memcpy(p, b->data + b->off, b->len);
-	free(b->data);
-	b->data = p;
-	b->off = 0;
-	b->cap = cap;
-	return 0;
+	return move_to(b, cap);
 }
 
 int buf_append(struct buf *b, const void *p, size_t n)
@@ -113,13 +119,5 @@ int buf_trim(struct buf *b, size_t keep)
 		buf_finish(b);
 		return 0;
 	}
-	uint8_t *p = malloc(keep);
-	if (!p)
-		return -ENOMEM;
-	memcpy(p, b->data + b->off, b->len);
-	free(b->data);
-	b->data = p;
-	b->off = 0;
-	b->cap = keep;
-	return 0;
+	return move_to(b, keep);
 }
