@@ -36,25 +36,14 @@ import asyncio
 import fcntl
 import os
 import random
-import signal
 import socket
 import struct
 import sys
 import termios
 import time
 
-CLIENT, SERVER = 689, 690
-
-
-def out(line):
-    sys.stdout.write(line + '\n')
-    sys.stdout.flush()
-
-
-def frame(body):
-    b = body.encode('utf-8')
-    n = len(b) + 9
-    return struct.pack('<IIHBB', n, n, SERVER, 0, 0) + b + b'\x00'
+import rawserver
+from rawserver import out, packet
 
 
 def parse_packets(buf):
@@ -121,7 +110,7 @@ class Server:
             rid, 100000 + n % 1000, n % 1000, 1 + n % 30, n)
         pad = self.o.size - 13 - len(body) - 1
         body += 'm%d ' % n + 'x' * max(0, pad - len('m%d ' % n)) + '/'
-        return frame(body)
+        return packet(body)
 
 
 class Conn:
@@ -166,12 +155,7 @@ class Conn:
             self.update_acked()
 
     def abort(self):
-        sock = self.writer.get_extra_info('socket')
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
-        except (OSError, AttributeError):
-            pass
-        self.writer.transport.abort()
+        rawserver.reset(self.writer)
 
     async def stream(self):
         srv, o = self.srv, self.srv.o
@@ -198,7 +182,7 @@ class Conn:
             if self.mode == 'error' and sent_here == o.error_after and codes:
                 code = codes[srv.err_i % len(codes)]
                 srv.err_i += 1
-                await self.send(frame('type@=error/code@=%d/' % code))
+                await self.send(packet('type@=error/code@=%d/' % code))
                 out('ERROR_SENT %s %d' % (self.room, code))
                 sent_here += 1  # once per connection
                 continue
@@ -251,13 +235,13 @@ class Conn:
                         r = self.srv.room(self.room)
                         r.conns += 1
                         out('LOGIN %s' % self.room)
-                        await self.send(frame(LOGINRES))
+                        await self.send(packet(LOGINRES))
                     elif t == 'joingroup' and self.room and not self.task:
                         self.task = asyncio.ensure_future(self.stream())
                     elif t == 'mrkl':
                         out('MRKL %s %d' % (self.room, time.monotonic_ns()))
                         if not self.silent:
-                            await self.send(frame('type@=mrkl/'))
+                            await self.send(packet('type@=mrkl/'))
                     elif t == 'logout':
                         out('LOGOUT %s' % self.room)
                     if self.silent:
@@ -350,10 +334,7 @@ async def main():
 
     s = await asyncio.start_server(on_conn, '127.0.0.1', o.port, backlog=4096)
     out('PORT %d' % s.sockets[0].getsockname()[1])
-    loop = asyncio.get_running_loop()
-    stop = loop.create_future()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(1))
+    stop = rawserver.stop_on_signals()
     cmd = asyncio.ensure_future(commands(srv))
     cmd.add_done_callback(lambda _: stop.done() or stop.set_result(1))
     await stop

@@ -17,20 +17,11 @@ import argparse
 import asyncio
 import base64
 import json
-import signal
 import struct
-import sys
 import time
 
-
-def out(line):
-    sys.stdout.write(line + '\n')
-    sys.stdout.flush()
-
-
-def frame(body, typ=690):
-    n = len(body) + 9
-    return struct.pack('<IIHBB', n, n, typ, 0, 0) + body + b'\x00'
+import rawserver
+from rawserver import out, packet
 
 
 def pairs_of(body):
@@ -72,8 +63,8 @@ async def session(ws, bodies):
                 if t == 'loginreq':
                     room = f.get('roomid')
                     out('LOGIN %s' % room)
-                    await ws.send(frame(LOGINRES) +
-                                  frame(b'type@=pingreq/tick@=%d/' % int(time.time() * 1000)))
+                    await ws.send(packet(LOGINRES) +
+                                   packet(b'type@=pingreq/tick@=%d/' % int(time.time() * 1000)))
                 elif t == 'joingroup':
                     out('JOIN %s' % room)
                     if room in JOINED:
@@ -94,7 +85,7 @@ async def session(ws, bodies):
 
 
 async def send_all(ws, bodies):
-    stream = [frame(b) for b in bodies]
+    stream = [packet(b) for b in bodies]
     i, k, msgs = 0, 0, 0
     carry = b''
     while i < len(stream):
@@ -132,12 +123,7 @@ async def main():
     srv = await websockets.serve(handler, '127.0.0.1', opts.port, compression=None,
                                  max_size=1 << 20, ping_interval=None)
     out('PORT %d' % list(srv.sockets)[0].getsockname()[1])
-    loop = asyncio.get_running_loop()
-    stop = loop.create_future()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(1))
-    await stop
-    out('EXIT')
+    await rawserver.until_signal()
 
 
 if __name__ == '__main__':

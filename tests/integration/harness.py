@@ -202,6 +202,18 @@ class Checker:
         return 77 if self.skipped else 0
 
 
+def vmrss_kib(pid):
+    """VmRSS of process pid in KiB, from /proc; None if it cannot be read."""
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 def wait_until(fn, timeout, interval=0.1):
     """Poll fn() until truthy or timeout; returns the last value."""
     deadline = time.monotonic() + timeout

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """A hostile Douyu server: raw asyncio, its own HTTP Upgrade and websocket frames
-(no websocket library, so it can break every rule), optional TLS through
+(rawserver.py, no websocket library, so it can break every rule), optional TLS through
 ssl.MemoryBIO (so raw records such as an alert can be injected mid-stream).
 
 One process listens on one port per mode (127.0.0.1 only) and prints
@@ -17,31 +17,15 @@ seconds), PONG mode, SENT mode, FLOOD mode packets, CLOSED mode.
 
 import argparse
 import asyncio
-import base64
-import hashlib
 import os
-import signal
-import socket
 import ssl
 import struct
-import sys
 import time
 
-GUID = b'258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
-MIB = 1 << 20
+import rawserver
+from rawserver import MIB, out, packet
 
-
-def out(line):
-    sys.stdout.write(line + '\n')
-    sys.stdout.flush()
-
-
-def packet(body, typ=690, l1=None, l2=None, nul=True):
-    if isinstance(body, str):
-        body = body.encode('utf-8')
-    n = len(body) + 9
-    return struct.pack('<IIHBB', n if l1 is None else l1, n if l2 is None else l2, typ, 0, 0) + \
-        body + (b'\x00' if nul else b'')
+wsframe = rawserver.frame
 
 
 CIDS = [0]
@@ -51,22 +35,6 @@ def chat(room, i, txt='hi'):
     CIDS[0] += 1  # unique per process: a reconnecting room's chats are not duplicates
     return packet('type@=chatmsg/rid@=%s/uid@=%d/nn@=h%d/txt@=%s/cid@=%032x/level@=1/dms@=4/' %
                   (room, 1000 + i, i, txt, (os.getpid() << 64) + CIDS[0]))
-
-
-def wsframe(payload, opcode=2, fin=True, mask=False, rsv=0, length=None):
-    b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
-    n = len(payload) if length is None else length
-    if n < 126:
-        hdr = struct.pack('!BB', b0, (0x80 if mask else 0) | n)
-    elif n < 65536:
-        hdr = struct.pack('!BBH', b0, (0x80 if mask else 0) | 126, n)
-    else:
-        hdr = struct.pack('!BBQ', b0, (0x80 if mask else 0) | 127, n)
-    if mask:
-        key = os.urandom(4)
-        payload = bytes(c ^ key[i % 4] for i, c in enumerate(payload))
-        hdr += key
-    return hdr + payload
 
 
 def stt_bodies(room):
@@ -100,175 +68,30 @@ MODES = {
 }
 
 
-class Stream:
-    """Plain or TLS (MemoryBIO) byte stream over an asyncio connection."""
+class Client(rawserver.Client):
+    """Logs the client's pongs and heartbeats."""
 
-    def __init__(self, reader, writer, ctx=None):
-        self.r, self.w = reader, writer
-        self.tls = None
-        if ctx:
-            self.inc, self.outg = ssl.MemoryBIO(), ssl.MemoryBIO()
-            self.tls = ctx.wrap_bio(self.inc, self.outg, server_side=True)
-        self.plain = b''
-
-    async def _flush(self):
-        data = self.outg.read()
-        if data:
-            self.w.write(data)
-            await self.w.drain()
-
-    async def handshake(self):
-        if not self.tls:
-            return
-        while True:
-            try:
-                self.tls.do_handshake()
-                await self._flush()
-                return
-            except ssl.SSLWantReadError:
-                await self._flush()
-                data = await self.r.read(65536)
-                if not data:
-                    raise ConnectionError('eof in handshake')
-                self.inc.write(data)
-
-    async def read(self):
-        if not self.tls:
-            return await self.r.read(65536)
-        while True:
-            try:
-                return self.tls.read(65536)
-            except ssl.SSLWantReadError:
-                data = await self.r.read(65536)
-                if not data:
-                    return b''
-                self.inc.write(data)
-            except ssl.SSLZeroReturnError:
-                return b''
-
-    async def write(self, data):
-        if self.tls:
-            self.tls.write(data)
-            await self._flush()
-        else:
-            self.w.write(data)
-            await self.w.drain()
-
-    async def raw(self, data):
-        """Bytes on the TCP stream itself, past TLS."""
-        self.w.write(data)
-        await self.w.drain()
-
-    async def close_notify(self):
-        try:
-            self.tls.unwrap()
-        except ssl.SSLWantReadError:
-            pass
-        await self._flush()
-
-    def reset(self):
-        sock = self.w.get_extra_info('socket')
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
-        except OSError:
-            pass
-        self.w.transport.abort()
-
-
-class Client:
-    """Reads the client's websocket frames (masked) and its Douyu packets."""
-
-    def __init__(self, s, mode):
-        self.s, self.mode = s, mode
-        self.buf = b''
-        self.pk = b''
-        self.room = None
-
-    async def fill(self, n):
-        while len(self.buf) < n:
-            d = await self.s.read()
-            if not d:
-                raise ConnectionError('eof')
-            self.buf += d
-
-    async def request(self):
-        while b'\r\n\r\n' not in self.buf:
-            await self.fill(len(self.buf) + 1)
-            if len(self.buf) > 16384:
-                raise ConnectionError('huge request')
-        head, self.buf = self.buf.split(b'\r\n\r\n', 1)
-        key = b''
-        for line in head.split(b'\r\n')[1:]:
-            k, _, v = line.partition(b':')
-            if k.strip().lower() == b'sec-websocket-key':
-                key = v.strip()
-        return base64.b64encode(hashlib.sha1(key + GUID).digest())
-
-    async def frame(self):
-        await self.fill(2)
-        b0, b1 = self.buf[0], self.buf[1]
-        n, off = b1 & 0x7f, 2
-        if n == 126:
-            await self.fill(4)
-            n, off = struct.unpack_from('!H', self.buf, 2)[0], 4
-        elif n == 127:
-            await self.fill(10)
-            n, off = struct.unpack_from('!Q', self.buf, 2)[0], 10
-        masked = b1 & 0x80
-        await self.fill(off + (4 if masked else 0) + n)
-        key = self.buf[off:off + 4] if masked else b'\0\0\0\0'
-        off += 4 if masked else 0
-        data = bytes(c ^ key[i % 4] for i, c in enumerate(self.buf[off:off + n]))
-        self.buf = self.buf[off + n:]
-        return b0 & 0x0f, data
+    def on_pong(self):
+        out('PONG %s' % self.mode)
 
     async def packets(self):
-        """Next batch of Douyu packet bodies (str) from the client; [] on pong/other."""
-        op, data = await self.frame()
-        if op == 10:
-            out('PONG %s' % self.mode)
-            return []
-        if op == 8:
-            raise ConnectionError('client close')
-        self.pk += data
-        res = []
-        while len(self.pk) >= 12:
-            n = struct.unpack_from('<I', self.pk)[0]
-            if len(self.pk) < n + 4:
-                break
-            res.append(self.pk[12:n + 3].decode('utf-8', 'replace'))
-            self.pk = self.pk[n + 4:]
+        res = await super().packets()
         for b in res:
             if 'type@=mrkl/' in b:
                 out('MRKL %s %s %.3f' % (self.mode, self.room, time.monotonic()))
         return res
 
 
-LOGINRES = packet('type@=loginres/userid@=0/roomgroup@=0/pg@=0/sessionid@=0/username@=/')
-
-
-async def upgrade_and_join(c, s):
-    accept = await c.request()
-    await s.write(b'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n'
-                  b'Connection: Upgrade\r\nSec-WebSocket-Accept: ' + accept + b'\r\n\r\n')
-    while True:
-        for b in await c.packets():
-            if 'type@=loginreq/' in b:
-                c.room = b.split('roomid@=')[1].split('/')[0]
-                await s.write(wsframe(LOGINRES + packet('type@=pingreq/tick@=1/')))
-            elif 'type@=joingroup/' in b:
-                out('JOIN %s %s' % (c.mode, c.room))
-                return
+async def upgrade_and_join(c):
+    await rawserver.upgrade_and_join(c, rawserver.LOGINRES + packet('type@=pingreq/tick@=1/'))
+    out('JOIN %s %s' % (c.mode, c.room))
 
 
 async def drain_client(c, s=None):
     """Keep reading the client (logging heartbeats, echoing them through s when given)
     until it goes away."""
     try:
-        while True:
-            for b in await c.packets():
-                if s and 'type@=mrkl/' in b:
-                    await s.write(wsframe(packet('type@=mrkl/')))
+        await rawserver.read_client(c, echo_mrkl=s is not None)
     except (ConnectionError, OSError, ssl.SSLError):
         pass
 
@@ -309,14 +132,13 @@ async def run_mode(mode, c, s, opts):
         return
     if mode == 'slowloris_upgrade':
         accept = await c.request()
-        resp = (b'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n'
-                b'Connection: Upgrade\r\nSec-WebSocket-Accept: ' + accept + b'\r\n\r\n')
+        resp = rawserver.switching_protocols(accept)
         for i in range(len(resp)):
             await s.write(resp[i:i + 1])
             await asyncio.sleep(1)
         return
 
-    await upgrade_and_join(c, s)
+    await upgrade_and_join(c)
     room = c.room
     if mode == 'len_mismatch':
         await send_then_idle(c, s, ws(chat(room, 1) + packet('type@=chatmsg/', l2=99)))
@@ -414,7 +236,7 @@ async def run_mode(mode, c, s, opts):
 
 async def handle(mode, reader, writer, opts, ctx):
     out('CONN %s' % mode)
-    s = Stream(reader, writer, ctx if mode.startswith('tls_') else None)
+    s = rawserver.Stream(reader, writer, ctx if mode.startswith('tls_') else None)
     c = Client(s, mode)
     try:
         await s.handshake()
@@ -427,40 +249,11 @@ async def handle(mode, reader, writer, opts, ctx):
             writer.transport.close()
 
 
-def tls_context(opts):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_ciphers('AES256-GCM-SHA384')
-    ctx.load_cert_chain(opts.cert, opts.key)
-    return ctx
-
-
-async def main():
+def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('--modes', required=True)
-    ap.add_argument('--cert')
-    ap.add_argument('--key')
     ap.add_argument('--flood-s', type=float, default=6)
     ap.add_argument('--slow-s', type=float, default=8)
-    opts = ap.parse_args()
-    ctx = tls_context(opts) if opts.cert else None
-    servers = []
-    for mode in opts.modes.split(','):
-        if mode not in MODES:
-            raise SystemExit('unknown mode ' + mode)
-
-        def factory(mode=mode):
-            return lambda r, w: handle(mode, r, w, opts, ctx)
-        srv = await asyncio.start_server(factory(), '127.0.0.1', 0)
-        servers.append(srv)
-        out('PORT %s %d' % (mode, srv.sockets[0].getsockname()[1]))
-    out('READY')
-    loop = asyncio.get_running_loop()
-    stop = loop.create_future()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(1))
-    await stop
-    out('EXIT')
+    return rawserver.run_modes(ap, MODES, handle, tls12_aes256=True)
 
 
 if __name__ == '__main__':

@@ -48,17 +48,6 @@ def config(h, name, extra=''):
     return path
 
 
-def rss_kb(pid):
-    try:
-        with open('/proc/%d/status' % pid) as f:
-            for line in f:
-                if line.startswith('VmRSS:'):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def sanitized(pid):
     try:
         with open('/proc/%d/maps' % pid) as f:
@@ -154,7 +143,7 @@ def full(h):
                              extra=['--flush-ms', '100', '-c', config(h, 'full', 'max_queue_mb = 1\n')])
         rows = harness.wait_db(db, 'SELECT count(*) FROM messages', lambda r: r and r[0][0] >= rate, 30)
         ck.check(rows and rows[0][0] >= rate, 'full: recording before the disk fills')
-        rss0 = rss_kb(d.pid)
+        rss0 = harness.vmrss_kib(d.pid) or 0
         filler = os.path.join(fs.dir, 'filler')
         fill(filler)
         got = wait_stderr(d, r'storage: .*(full|disk)', 20)
@@ -164,7 +153,7 @@ def full(h):
         stats = wait_stderr(d, r'stats: .*dropped [1-9]', 10)
         ck.check(stats, 'full: the stats line shows the drops')
         time.sleep(1.5)
-        rss1 = rss_kb(d.pid)
+        rss1 = harness.vmrss_kib(d.pid) or 0
         ck.note('full: RSS %d kB before the disk filled, %d kB with the queue at its 1 MiB bound' % (rss0, rss1))
         if SANITIZED:
             ck.note('full: RSS bound not asserted in a sanitizer build (--sanitized)')

@@ -68,17 +68,6 @@ CASES = {
 }
 
 
-def vmrss_kib(pid):
-    try:
-        with open('/proc/%d/status' % pid) as f:
-            for line in f:
-                if line.startswith('VmRSS:'):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def room_ids(n, k):
     """k room ids r with r % n == 0..k-1."""
     base = 1000 * n
@@ -126,7 +115,7 @@ def body(h):
     if hb.wait_line(r'^JOIN flood ', 20):
         end = time.monotonic() + FLOOD_S + 1
         while time.monotonic() < end:
-            kib = vmrss_kib(db.pid)
+            kib = harness.vmrss_kib(db.pid)
             if kib:
                 peak, samples = max(peak, kib), samples + 1
             time.sleep(0.1)

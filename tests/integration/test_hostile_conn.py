@@ -36,17 +36,6 @@ RSS_BOUND_MIB = 24
 HB_END_BOUND_MS = 2 * HB_S * 1000 + 1500
 
 
-def vmrss_kib(pid):
-    try:
-        with open('/proc/%d/status' % pid) as f:
-            for line in f:
-                if line.startswith('VmRSS:'):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def is_asan(path):
     with open(path, 'rb') as f:
         return b'__asan_init' in f.read()
@@ -127,7 +116,7 @@ def body(h):
     end = time.monotonic() + FLOOD_WATCH_S
     while time.monotonic() < end:
         for pid in peak:
-            kib = vmrss_kib(pid)
+            kib = harness.vmrss_kib(pid)
             if kib:
                 peak[pid] = max(peak[pid], kib)
         time.sleep(0.1)

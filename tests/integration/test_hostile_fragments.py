@@ -40,17 +40,6 @@ RSS_BOUND_MIB = 96
 CEILING_MIB = 2048
 
 
-def vmrss_kib(pid):
-    try:
-        with open('/proc/%d/status' % pid) as f:
-            for line in f:
-                if line.startswith('VmRSS:'):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def body(h):
     ck = h.ck
     ceiling = CEILING_MIB
@@ -79,7 +68,7 @@ def body(h):
     deadline = t0 + (240 if asan else 150)
     peak, samples, killed = 0, 0, False
     while time.monotonic() < deadline:
-        kib = vmrss_kib(d.pid)
+        kib = harness.vmrss_kib(d.pid)
         if kib is None or not d.alive():
             break
         peak, samples = max(peak, kib), samples + 1
@@ -123,7 +112,7 @@ def body(h):
              'each 1 MiB chat is logged as skipped, with the reason',
              'skip lines: %d %r' % (len(skipped), sorted(set(skipped))))
 
-    kib = vmrss_kib(d.pid)
+    kib = harness.vmrss_kib(d.pid)
     ck.note('VmRSS after the floods: %.1f MiB' % ((kib or 0) / 1024.0))
     sess = harness.db_rows(d.db, 'SELECT room_id, count(*) FROM sessions GROUP BY room_id')
     ck.eq(dict(sess), {r: 1 for r in rooms}, 'one session per room: no flood ended a connection')
