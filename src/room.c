@@ -674,9 +674,12 @@ void room_stop(struct room *r, const char *reason)
 			buf_clear(r->env->scratch);
 		if (r->ws && !room_is_closing(r))
 			ws_close(r->ws, 1000);
-		if (r->tls && !room_is_closing(r))
-			tls_close_notify(r->tls);
+		/* The collected frames go through TLS before its close_notify, not after it. */
 		flush_out(r);
+		if (r->tls && !room_is_closing(r)) {
+			tls_close_notify(r->tls);
+			flush_out(r);
+		}
 		if (room_is_closing(r))
 			return;
 		snprintf(r->reason, sizeof(r->reason), "%s", reason);

@@ -586,5 +586,12 @@ def record_and_stop(h, mock, urls, rooms, extra=(), timeout=90, name='d'):
     got = mock.wait_line(r'^LOGOUT ', 10, count=len(rooms))
     ck.eq(sorted(l.split()[1] for l in got), sorted(str(r) for r in rooms),
           'mock saw a logout for each room')
+    # A websocket goodbye ends with our close frame (1000), which under TLS must go out
+    # before the close_notify, or the server never reads it (1006).
+    closes = mock.wait_line(r'^CLOSE ', 10, count=len(rooms))
+    codes = [l.split()[2] for l in closes]
+    ck.check(len(codes) == len(rooms) and all(c in ('1000', 'tcp') for c in codes),
+             'mock saw each connection end with a websocket close 1000, or a TCP close (%s)' %
+             ' '.join(codes))
     ck.eq(mock.matching('PROTO_ERROR'), [], 'mock saw no client protocol errors')
     return d, rc
