@@ -42,6 +42,9 @@ int buf_printf(struct buf *b, const char *fmt, ...);
 void buf_consume(struct buf *b, size_t n);
 /* Drop everything unread; keeps the allocation. */
 void buf_clear(struct buf *b);
+/* What a per-connection buffer keeps between reads; more is released (buf_trim). */
+#define BUF_KEEP (64u << 10)
+
 /*
  * Give memory back after a burst: when the capacity exceeds keep and at most keep bytes are
  * unread, free the allocation (nothing unread) or move the unread bytes into one of exactly

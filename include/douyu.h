@@ -29,7 +29,7 @@
  */
 #define DOUYU_MAX_JSON (2u << 20)
 /* A session's buffers above this capacity are released after each feed. */
-#define DOUYU_KEEP_BUF (64u << 10)
+#define DOUYU_KEEP_BUF BUF_KEEP
 
 /* Append one packet with the given type and body to out. Returns 0, -ENOMEM or -EMSGSIZE. */
 int douyu_pack(struct buf *out, uint16_t type, const char *body, size_t len);

@@ -16,7 +16,6 @@
 
 #include "text.h"
 
-#define BILI_KEEP_BUF (64u << 10)
 
 static inline void put_u32be(uint8_t *p, uint32_t v)
 {
@@ -338,9 +337,8 @@ int bili_reader_feed(struct bili_reader *r, const uint8_t *data, size_t len, bil
 out:
 	/* Keep no more than a small buffer between feeds (a hostile server sends one huge
 	 * batch, then trickles). */
-	if (r->inflated.cap > BILI_KEEP_BUF)
-		buf_finish(&r->inflated);
-	if (pend->len == 0 && pend->cap > BILI_KEEP_BUF)
-		buf_finish(pend);
+	buf_clear(&r->inflated); /* the batch was delivered */
+	(void)buf_trim(&r->inflated, BUF_KEEP);
+	(void)buf_trim(pend, BUF_KEEP); /* harmless if it cannot allocate */
 	return rc < 0 ? rc : n;
 }

@@ -146,9 +146,6 @@ static void write_failed(struct room *r, int rc)
 		room_fail(r, "write: %s", uv_strerror(rc));
 }
 
-/* Above this, r->out's memory is released after a flush (a flood made it grow once). */
-#define ROOM_OUT_KEEP (64 * 1024)
-
 /*
  * Send what this entry point produced: r->out through TLS (one plaintext, so records are
  * full, not one per websocket frame) and whatever TLS itself queued (handshake, alerts),
@@ -178,8 +175,7 @@ static void flush_out(struct room *r)
 		if (rc < 0)
 			write_failed(r, rc);
 	}
-	if (r->out.cap > ROOM_OUT_KEEP)
-		buf_finish(&r->out);
+	(void)buf_trim(&r->out, BUF_KEEP); /* empty here: a flood made it grow once */
 }
 
 /* Collected for flush_out, which every entry point that can send ends with. */
