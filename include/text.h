@@ -44,6 +44,11 @@ int text_utf8_repair(struct buf *out, const char *p, size_t n, size_t *replaced)
  */
 char *text_json_chars(char *o, const unsigned char *p, size_t n, size_t *bad);
 
+/* s[0..n) for an error message: at most 60 bytes (cut at a character boundary, then "..."),
+ * control characters and DEL as \xNN. dst should hold TEXT_QUOTE_CAP bytes. Returns dst. */
+#define TEXT_QUOTE_CAP 256
+const char *text_quote(char *dst, size_t cap, const char *s, size_t n);
+
 /* printf into err[0..errlen) when err is not NULL and errlen > 0 (always NUL-terminated,
  * cut to fit); returns rc, so that `return text_err(-EPROTO, err, errlen, ...)` reports and
  * fails in one step. */

@@ -130,37 +130,6 @@ static int fail_nomem(struct parser *p)
 	return -ENOMEM;
 }
 
-/*
- * Copy s[0..n) into dst for quoting in a message: at most 60 bytes (cut on a UTF-8 boundary,
- * then "..."), with control bytes shown as \xNN so that a stray CR or escape cannot garble the
- * terminal.
- */
-static const char *quote(char *dst, size_t cap, const char *s, size_t n)
-{
-	const size_t max = 60;
-	size_t o = 0;
-	bool cut = n > max;
-	if (cut) {
-		n = max;
-		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-			n--;
-	}
-	for (size_t i = 0; i < n && o + 5 < cap; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch < 0x20 || ch == 0x7f)
-			o += (size_t)snprintf(dst + o, cap - o, "\\x%02x", ch);
-		else
-			dst[o++] = (char)ch;
-	}
-	if (cut && o + 4 <= cap) {
-		memcpy(dst + o, "...", 3);
-		o += 3;
-	}
-	dst[o] = '\0';
-	return dst;
-}
-
-#define QUOTE_CAP 256 /* 60 bytes as \xNN plus "..." fits */
 
 static bool is_blank(char ch)
 {
@@ -226,7 +195,7 @@ static int set_servers(struct parser *p, const struct conf_key *k, const char *v
 
 static int set_key(struct parser *p, const char *key, size_t key_len, const char *v, size_t n)
 {
-	char q[QUOTE_CAP];
+	char q[TEXT_QUOTE_CAP];
 	const struct conf_key *k = NULL, *elsewhere = NULL;
 	for (size_t i = 0; i < N_KEYS; i++) {
 		if (!equals(key, key_len, conf_keys[i].key))
@@ -240,7 +209,7 @@ static int set_key(struct parser *p, const char *key, size_t key_len, const char
 		return fail(p, "unknown key '%s' in [%s] (it belongs in [%s])", elsewhere->key,
 		            section_names[p->section], section_names[elsewhere->section]);
 	if (!k)
-		return fail(p, "unknown key '%s' in [%s]", quote(q, sizeof(q), key, key_len),
+		return fail(p, "unknown key '%s' in [%s]", text_quote(q, sizeof(q), key, key_len),
 		            section_names[p->section]);
 	size_t *seen = &p->key_line[k - conf_keys];
 	if (*seen)
@@ -262,7 +231,7 @@ static int set_key(struct parser *p, const char *key, size_t key_len, const char
 		int64_t x;
 		if (!text_int(v, n, k->min, k->max, &x))
 			return fail(p, "%s: expected an integer between %d and %d, got '%s'",
-			            k->key, k->min, k->max, quote(q, sizeof(q), v, n));
+			            k->key, k->min, k->max, text_quote(q, sizeof(q), v, n));
 		*(int *)field = (int)x;
 		return 0;
 	}
@@ -275,7 +244,7 @@ static int set_key(struct parser *p, const char *key, size_t key_len, const char
 				return 0;
 			}
 		}
-		return fail(p, "%s: expected on or off, got '%s'", k->key, quote(q, sizeof(q), v, n));
+		return fail(p, "%s: expected on or off, got '%s'", k->key, text_quote(q, sizeof(q), v, n));
 	}
 	case CONF_T_SERVERS:
 		return set_servers(p, k, v, n);
@@ -318,7 +287,7 @@ static int grow_slots(struct parser *p)
 
 static int add_room(struct parser *p, const char *key, size_t key_len, const char *v, size_t n)
 {
-	char q[QUOTE_CAP];
+	char q[TEXT_QUOTE_CAP];
 	int64_t id;
 	if (!text_int(key, key_len, 1, CONF_MAX_ROOM_ID, &id)) {
 		/* A setting after [rooms] is a likelier mistake than a mistyped room id. */
@@ -327,7 +296,7 @@ static int add_room(struct parser *p, const char *key, size_t key_len, const cha
 				return fail(p, "unknown key '%s' in [rooms] (it belongs in [%s])",
 				            conf_keys[i].key, section_names[conf_keys[i].section]);
 		return fail(p, "room id: expected an integer between 1 and %" PRId64 ", got '%s'",
-		            CONF_MAX_ROOM_ID, quote(q, sizeof(q), key, key_len));
+		            CONF_MAX_ROOM_ID, text_quote(q, sizeof(q), key, key_len));
 	}
 	if (p->n_slots) {
 		struct room_slot *s = find_slot(p->slots, p->n_slots, id);
@@ -359,7 +328,7 @@ static int add_room(struct parser *p, const char *key, size_t key_len, const cha
 /* One line without its line end: a comment, a [section] or key = value. */
 static int parse_line(struct parser *p, const char *s, size_t n)
 {
-	char q[QUOTE_CAP];
+	char q[TEXT_QUOTE_CAP];
 	if (memchr(s, '\0', n))
 		return fail(p, "NUL byte in line");
 	if (n > CONF_MAX_LINE)
@@ -370,7 +339,7 @@ static int parse_line(struct parser *p, const char *s, size_t n)
 
 	if (s[0] == '[') {
 		if (s[n - 1] != ']' || n < 2)
-			return fail(p, "expected '[section]', got '%s'", quote(q, sizeof(q), s, n));
+			return fail(p, "expected '[section]', got '%s'", text_quote(q, sizeof(q), s, n));
 		const char *name = s + 1;
 		size_t name_len = n - 2;
 		trim(&name, &name_len);
@@ -381,7 +350,7 @@ static int parse_line(struct parser *p, const char *s, size_t n)
 			}
 		}
 		return fail(p, "unknown section [%s] (expected [recorder], [douyu] or [rooms])",
-		            quote(q, sizeof(q), name, name_len));
+		            text_quote(q, sizeof(q), name, name_len));
 	}
 
 	const char *eq = memchr(s, '=', n);
@@ -389,7 +358,7 @@ static int parse_line(struct parser *p, const char *s, size_t n)
 	size_t key_len = eq ? (size_t)(eq - s) : 0;
 	trim(&key, &key_len);
 	if (!eq || key_len == 0)
-		return fail(p, "expected 'key = value', got '%s'", quote(q, sizeof(q), s, n));
+		return fail(p, "expected 'key = value', got '%s'", text_quote(q, sizeof(q), s, n));
 	/* Only the first '=' separates: a label may contain more. */
 	const char *v = eq + 1;
 	size_t v_len = n - (size_t)(v - s);
@@ -398,7 +367,7 @@ static int parse_line(struct parser *p, const char *s, size_t n)
 	switch (p->section) {
 	case SEC_NONE:
 		return fail(p, "key '%s' is outside any [section]",
-		            quote(q, sizeof(q), key, key_len));
+		            text_quote(q, sizeof(q), key, key_len));
 	case SEC_RECORDER:
 	case SEC_DOUYU:
 		return set_key(p, key, key_len, v, v_len);

@@ -11,29 +11,10 @@
 
 #include "text.h"
 
-/* The URL for a message: control characters as \xNN, cut after 80 bytes. */
-static const char *shown(char *dst, size_t cap, const char *url)
-{
-	size_t o = 0, i = 0;
-	for (; url[i] && i < 80 && o + 5 < cap; i++) {
-		unsigned char ch = (unsigned char)url[i];
-		if (ch < 0x20 || ch == 0x7f)
-			o += (size_t)snprintf(dst + o, cap - o, "\\x%02x", ch);
-		else
-			dst[o++] = (char)ch;
-	}
-	if (url[i] && o + 4 <= cap) {
-		memcpy(dst + o, "...", 3);
-		o += 3;
-	}
-	dst[o] = '\0';
-	return dst;
-}
-
 #define FAIL(why)                                                                                  \
 	do {                                                                                       \
-		char q_[400];                                                                      \
-		snprintf(err, errlen, "server '%s': %s", shown(q_, sizeof(q_), url), why);         \
+		char q_[TEXT_QUOTE_CAP];                                                                      \
+		snprintf(err, errlen, "server '%s': %s", text_quote(q_, sizeof(q_), url, strlen(url)), why);         \
 		return -EINVAL;                                                                    \
 	} while (0)
 

@@ -323,3 +323,28 @@ int text_err(int rc, char *err, size_t errlen, const char *fmt, ...)
 	}
 	return rc;
 }
+
+const char *text_quote(char *dst, size_t cap, const char *s, size_t n)
+{
+	const size_t max = 60;
+	size_t o = 0;
+	bool cut = n > max;
+	if (cut) {
+		n = max;
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	}
+	for (size_t i = 0; i < n && o + 5 < cap; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch < 0x20 || ch == 0x7f)
+			o += (size_t)snprintf(dst + o, cap - o, "\\x%02x", ch);
+		else
+			dst[o++] = (char)ch;
+	}
+	if (cut && o + 4 <= cap) {
+		memcpy(dst + o, "...", 3);
+		o += 3;
+	}
+	dst[o] = '\0';
+	return dst;
+}

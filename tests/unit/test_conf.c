@@ -324,14 +324,14 @@ static void test_servers(void)
 	char expect[300];
 	strcat(url, "p");
 	snprintf(expect, sizeof(expect),
-	         FILE_NAME ":2: servers: server '%.80s...': path too long or holds a control "
+	         FILE_NAME ":2: servers: server '%.60s...': path too long or holds a control "
 	         "character or space", url);
 	snprintf(text2, sizeof(text2), "[douyu]\nservers = %s\n", url);
 	ASSERT_EQ(parse(&c, text2), -EINVAL);
 	ASSERT_STR_EQ(err, expect);
 	memmove(url + 6, url + 5, strlen(url + 5) + 1); /* 256-byte host */
 	snprintf(expect, sizeof(expect),
-	         FILE_NAME ":2: servers: server '%.80s...': missing or too long host", url);
+	         FILE_NAME ":2: servers: server '%.60s...': missing or too long host", url);
 	snprintf(text2, sizeof(text2), "[douyu]\nservers = %s\n", url);
 	ASSERT_EQ(parse(&c, text2), -EINVAL);
 	ASSERT_STR_EQ(err, expect);
