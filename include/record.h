@@ -12,7 +12,8 @@
 #include <stdint.h>
 
 struct record {
-	int64_t room_id;    /* the room this connection records */
+	const char *platform; /* platform name ("douyu", "bilibili"); static, never NULL */
+	int64_t room_id;    /* the room this connection records (the platform's real id) */
 	int64_t ts;         /* receive time, unix epoch ms */
 	int64_t session_id; /* sessions.id of the connection that received it */
 	const char *type;   /* NUL-terminated, never NULL ("" when the message had no type) */
@@ -25,6 +26,10 @@ struct record {
 	const char *cid;  /* platform's unique message id, NULL when it has none */
 	const char *data; /* JSON object with every field of the message, valid UTF-8 */
 	size_t data_len;
+	/* JSON object of what the platform decoded from a binary payload inside data (Bilibili
+	 * protobuf `data.pb`: SEND_GIFT_V2 and INTERACT_WORD_V2), NULL when none. */
+	const char *decoded;
+	size_t decoded_len;
 	size_t replaced_utf8; /* invalid UTF-8 sequences written as U+FFFD in data */
 };
 

@@ -72,10 +72,14 @@ bool store_has_fts(const struct store *s);
 /* Close the database. Queued rows that were not flushed are lost: flush first. NULL ok. */
 void store_close(struct store *s);
 
-/* Queue "this room exists" (INSERT, label updated if given). Returns 0 or -ENOMEM. */
-int store_room(struct store *s, int64_t room_id, const char *label, int64_t now_ms);
+/* Queue "this room exists" (INSERT, label updated if given, short_id updated if > 0).
+ * platform is a platform name ("douyu", "bilibili"); room_id the platform's real id. Returns 0
+ * or -ENOMEM. */
+int store_room(struct store *s, const char *platform, int64_t room_id, int64_t short_id,
+	       const char *label, int64_t now_ms);
 /* Queue a new sessions row; returns its id (> 0) or a negative errno. */
-int64_t store_session_begin(struct store *s, int64_t room_id, const char *server, int64_t ts);
+int64_t store_session_begin(struct store *s, const char *platform, int64_t room_id,
+			    const char *server, int64_t ts);
 /* Queue joined_at for a session. */
 int store_session_joined(struct store *s, int64_t session_id, int64_t ts);
 /* Queue the end of a session: ended_at, end_reason. (sessions.messages is kept by the store

@@ -292,6 +292,7 @@ int douyu_record(const struct stt *s, struct stt *nested, int64_t room_id, struc
 		error = true;
 	}
 	/* Every other type: uid, nn and level when present at the top level. */
+	rec->platform = "douyu";
 	rec->room_id = room_id;
 	rec->has_uid = parse_i64(uid, &rec->uid);
 	if (!rec->has_uid)
@@ -388,9 +389,10 @@ static const char *const douyu_servers[] = {
 	NULL,
 };
 
-static int session_create(int64_t room_id, const struct platform_events *ev, void *user_data,
-			  struct platform_session **out)
+static int session_create(int64_t room_id, const void *params, const struct platform_events *ev,
+			  void *user_data, struct platform_session **out)
 {
+	(void)params;
 	struct platform_session *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -539,6 +541,8 @@ static int feed(struct platform_session *s, int64_t now_ms, int64_t session_id,
 }
 
 const struct platform douyu_platform = {
+	.name = "douyu",
+	.heartbeat_ms = 45000,
 	.default_servers = douyu_servers,
 	.session_create = session_create,
 	.session_destroy = session_destroy,

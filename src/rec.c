@@ -223,7 +223,7 @@ static int64_t on_session_began(void *user_data, const char *server_url, const c
 	struct rec_room *rr = user_data;
 	(void)peer;
 	rr->session_start_ms = wall_ms();
-	int64_t sid = store_session_begin(rr->rec->store, rr->id, server_url,
+	int64_t sid = store_session_begin(rr->rec->store, "douyu", rr->id, server_url,
 					  (int64_t)rr->session_start_ms);
 	if (sid <= 0) {
 		/* Recording goes on: its messages are kept, with session id 0. */
@@ -616,7 +616,7 @@ static int add_room(struct rec *rec, int64_t id, const char *label, bool start)
 	}
 	list_insert_tail(&rec->rooms, &rr->link);
 	rec->n_rooms++;
-	rc = store_room(rec->store, id, label, (int64_t)wall_ms());
+	rc = store_room(rec->store, "douyu", id, 0, label, (int64_t)wall_ms());
 	if (start) {
 		log_info("room %" PRId64 ": added to the configuration", id);
 		room_start(rr->room);
@@ -699,7 +699,7 @@ static int set_rooms(struct rec *rec, const struct conf_room *want, size_t n, bo
 		rr->label = copy;
 		ch->relabelled++;
 		/* The store keeps the old label when given NULL (see store_room). */
-		int err = store_room(rec->store, rr->id, label, (int64_t)wall_ms());
+		int err = store_room(rec->store, "douyu", rr->id, 0, label, (int64_t)wall_ms());
 		if (err < 0)
 			rc = err;
 	}

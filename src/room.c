@@ -443,7 +443,7 @@ static void on_net_connected(struct net *n, void *user_data)
 	r->session_id = sid > 0 ? sid : 0;
 	r->session_open = true;
 	log_info("room %" PRId64 ": connected to %s (%s)", r->id, r->server->url, peer);
-	int rc = r->platform->session_create(r->id, &platform_ev, r, &r->ps);
+	int rc = r->platform->session_create(r->id, NULL, &platform_ev, r, &r->ps);
 	if (rc < 0) {
 		room_fail(r, "out of memory");
 		return;

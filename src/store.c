@@ -685,8 +685,11 @@ static int str_len(const char *p, size_t *len)
 	return *len > INT_MAX ? -EINVAL : 0;
 }
 
-int store_room(struct store *s, int64_t room_id, const char *label, int64_t now_ms)
+int store_room(struct store *s, const char *platform, int64_t room_id, int64_t short_id,
+	       const char *label, int64_t now_ms)
 {
+	(void)platform; /* schema v3: next commit */
+	(void)short_id;
 	size_t len;
 	if (str_len(label, &len) < 0)
 		return -EINVAL;
@@ -701,8 +704,10 @@ int store_room(struct store *s, int64_t room_id, const char *label, int64_t now_
 	return 0;
 }
 
-int64_t store_session_begin(struct store *s, int64_t room_id, const char *server, int64_t ts)
+int64_t store_session_begin(struct store *s, const char *platform, int64_t room_id,
+			    const char *server, int64_t ts)
 {
+	(void)platform; /* schema v3: next commit */
 	if (!server)
 		server = "";
 	size_t len;

@@ -800,7 +800,7 @@ static void test_platform_capture(void)
 	struct sink k = {0};
 	k.recs = calloc(MAX_RECS, sizeof(*k.recs));
 	struct platform_session *ps = NULL;
-	ASSERT_EQ(douyu_platform.session_create(9999, &sink_ev, &k, &ps), 0);
+	ASSERT_EQ(douyu_platform.session_create(9999, NULL, &sink_ev, &k, &ps), 0);
 	struct buf out;
 	buf_init(&out);
 	ASSERT_EQ(douyu_platform.hello(ps, &out), 0);
@@ -976,7 +976,7 @@ static void test_platform_gifts_and_end(void)
 	struct sink k = {0};
 	k.recs = calloc(MAX_RECS, sizeof(*k.recs));
 	struct platform_session *ps = NULL;
-	ASSERT_EQ(douyu_platform.session_create(9263298, &sink_ev, &k, &ps), 0);
+	ASSERT_EQ(douyu_platform.session_create(9263298, NULL, &sink_ev, &k, &ps), 0);
 	struct buf out;
 	buf_init(&out);
 	/* Fed in uneven pieces, as TCP reads would cut it. */
@@ -1005,7 +1005,7 @@ static void test_platform_gifts_and_end(void)
 	ASSERT_EQ(load_packets(FIX "/S16-broadcast-end/packets.json", &stream), 1);
 	struct sink k2 = {0};
 	k2.recs = calloc(MAX_RECS, sizeof(*k2.recs));
-	ASSERT_EQ(douyu_platform.session_create(12850251, &sink_ev, &k2, &ps), 0);
+	ASSERT_EQ(douyu_platform.session_create(12850251, NULL, &sink_ev, &k2, &ps), 0);
 	ASSERT_EQ(douyu_platform.feed(ps, 1, 2, buf_head(&stream), stream.len, &out), 1);
 	ASSERT_EQ(k2.n, 1);
 	ASSERT_STR_EQ(k2.recs[0].type, "rss");
@@ -1021,7 +1021,7 @@ static void test_platform_typed(void)
 	struct sink k = {0};
 	k.recs = calloc(MAX_RECS, sizeof(*k.recs));
 	struct platform_session *ps = NULL;
-	ASSERT_EQ(douyu_platform.session_create(317422, &sink_ev, &k, &ps), 0);
+	ASSERT_EQ(douyu_platform.session_create(317422, NULL, &sink_ev, &k, &ps), 0);
 	struct buf in, out, body;
 	buf_init(&in);
 	buf_init(&out);
@@ -1159,7 +1159,7 @@ static void test_platform_buffers_released(void)
 	size_t huge = in.len - first;
 	ASSERT_EQ(huge, DOUYU_MAX_LEN);
 	pack_chat(&in, "after", 't', 5, 0);
-	ASSERT_EQ(douyu_platform.session_create(55, &sink_ev, &k, &ps), 0);
+	ASSERT_EQ(douyu_platform.session_create(55, NULL, &sink_ev, &k, &ps), 0);
 	ASSERT_EQ(douyu_platform.feed(ps, 1, 2, buf_head(&warm), warm.len, &out), 1);
 	buf_finish(&warm);
 	size_t base = heap_in_use();

@@ -165,9 +165,10 @@ struct platform_session {
 	struct buf partial;
 };
 
-static int p_create(int64_t room_id, const struct platform_events *ev, void *user_data,
-		    struct platform_session **out)
+static int p_create(int64_t room_id, const void *params, const struct platform_events *ev,
+		    void *user_data, struct platform_session **out)
 {
+	(void)params;
 	struct platform_session *s = calloc(1, sizeof(*s));
 	s->ev = ev;
 	s->user_data = user_data;

@@ -229,9 +229,9 @@ static void roundtrip(void)
 	char p[128], t[256];
 	struct store *s;
 	ASSERT_EQ(open_plain(db_path(p, sizeof(p)), &s), 0);
-	ASSERT_EQ(store_room(s, 9999, "测试", 1700000000000), 0);
+	ASSERT_EQ(store_room(s, "douyu", 9999, 0, "测试", 1700000000000), 0);
 	int64_t sid =
-	    store_session_begin(s, 9999, "wss://danmuproxy.douyu.com:8504/", 1700000000100);
+	    store_session_begin(s, "douyu", 9999, "wss://danmuproxy.douyu.com:8504/", 1700000000100);
 	ASSERT_EQ(sid, 1);
 
 	char data[] = "{\"type\":\"chatmsg\",\"txt\":\"你好/@\",\"cid\":\"c1\"}";
@@ -308,13 +308,13 @@ static void roundtrip(void)
 	                     t, sizeof(t)),
 	              "200,300,400");
 	/* The label is updated when given, kept when not. */
-	ASSERT_EQ(store_room(s, 9999, NULL, 1), 0);
-	ASSERT_EQ(store_room(s, 288016, NULL, 5), 0);
+	ASSERT_EQ(store_room(s, "douyu", 9999, 0, NULL, 1), 0);
+	ASSERT_EQ(store_room(s, "douyu", 288016, 0, NULL, 5), 0);
 	ASSERT_EQ(store_flush(s, 0), 0);
 	ASSERT_STR_EQ(q_text(db, "SELECT label || '|' || added_at FROM rooms WHERE room_id = 9999",
 	                     t, sizeof(t)),
 	              "测试|1700000000000");
-	ASSERT_EQ(store_room(s, 9999, "new", 2), 0);
+	ASSERT_EQ(store_room(s, "douyu", 9999, 0, "new", 2), 0);
 	ASSERT_EQ(store_flush(s, 0), 0);
 	ASSERT_STR_EQ(q_text(db, "SELECT label || '|' || added_at FROM rooms WHERE room_id = 9999",
 	                     t, sizeof(t)),
@@ -363,8 +363,8 @@ static void sessions(void)
 	char p[128], t[256];
 	struct store *s;
 	ASSERT_EQ(open_plain(db_path(p, sizeof(p)), &s), 0);
-	int64_t a = store_session_begin(s, 100, "wss://a/", 1000);
-	int64_t b = store_session_begin(s, 200, "wss://b/", 1100);
+	int64_t a = store_session_begin(s, "douyu", 100, "wss://a/", 1000);
+	int64_t b = store_session_begin(s, "douyu", 200, "wss://b/", 1100);
 	ASSERT_EQ(a, 1);
 	ASSERT_EQ(b, 2);
 	ASSERT_EQ(store_session_joined(s, a, 1050), 0);
@@ -378,7 +378,7 @@ static void sessions(void)
 	store_close(s);
 
 	ASSERT_EQ(open_plain(p, &s), 0);
-	int64_t c = store_session_begin(s, 100, "wss://c/", 3000);
+	int64_t c = store_session_begin(s, "douyu", 100, "wss://c/", 3000);
 	ASSERT_EQ(c, 3);
 	/* Ids handed out before a flush survive a reopen only if flushed: here c is. */
 	ASSERT_EQ(store_session_end(s, c, 4000, NULL), 0);
@@ -398,7 +398,7 @@ static void sessions(void)
 	              "3 100 wss://c/ 3000 NULL 4000 NULL 0");
 	sqlite3_close(db);
 	ASSERT_EQ(open_plain(p, &s), 0);
-	ASSERT_EQ(store_session_begin(s, 1, "x", 1), 4);
+	ASSERT_EQ(store_session_begin(s, "douyu", 1, "x", 1), 4);
 	store_close(s); /* unflushed: lost, as documented */
 }
 
@@ -444,8 +444,8 @@ static void session_counts_inserted_rows(void)
 	char p[128];
 	struct store *s;
 	ASSERT_EQ(open_plain(db_path(p, sizeof(p)), &s), 0);
-	int64_t a = store_session_begin(s, 5, "ws://a/", 1);
-	int64_t b = store_session_begin(s, 6, "ws://b/", 1);
+	int64_t a = store_session_begin(s, "douyu", 5, "ws://a/", 1);
+	int64_t b = store_session_begin(s, "douyu", 6, "ws://b/", 1);
 	for (int i = 0; i < 30; i++) {
 		char cid[16];
 		snprintf(cid, sizeof(cid), "k%d", i % 20); /* 10 duplicates */
@@ -461,7 +461,7 @@ static void session_counts_inserted_rows(void)
 	while ((rc = store_flush(s, 7)) == -EAGAIN)
 		;
 	ASSERT_EQ(rc, 0);
-	int64_t c = store_session_begin(s, 5, "ws://a/", 2);
+	int64_t c = store_session_begin(s, "douyu", 5, "ws://a/", 2);
 	for (int i = 0; i < 25; i++) {
 		char cid[16];
 		snprintf(cid, sizeof(cid), "k%d", i); /* a reconnect replays k0..k19 */
@@ -494,15 +494,15 @@ static void stale_sessions_closed(void)
 	char p[128];
 	struct store *s;
 	ASSERT_EQ(open_plain(db_path(p, sizeof(p)), &s), 0);
-	int64_t a = store_session_begin(s, 5, "ws://a/", 1000);
+	int64_t a = store_session_begin(s, "douyu", 5, "ws://a/", 1000);
 	ASSERT_EQ(store_session_joined(s, a, 1100), 0);
 	for (int i = 0; i < 3; i++) {
 		struct record r = mkrec(5, 2000 + i, "chatmsg", NULL);
 		r.session_id = a;
 		ASSERT_EQ(store_append(s, &r), 0);
 	}
-	ASSERT_EQ(store_session_begin(s, 6, "ws://b/", 1500), 2); /* never joined, nothing stored */
-	int64_t c = store_session_begin(s, 7, "ws://c/", 1600);
+	ASSERT_EQ(store_session_begin(s, "douyu", 6, "ws://b/", 1500), 2); /* never joined, nothing stored */
+	int64_t c = store_session_begin(s, "douyu", 7, "ws://c/", 1600);
 	ASSERT_EQ(store_session_end(s, c, 1700, "shutdown"), 0);
 	ASSERT_EQ(store_flush(s, 0), 0);
 	store_close(s); /* as if killed: a and b stay open */
@@ -527,8 +527,8 @@ static void locked_keeps_queue(void)
 	char p[128];
 	struct store *s;
 	ASSERT_EQ(open_plain(db_path(p, sizeof(p)), &s), 0);
-	int64_t sid = store_session_begin(s, 7, "wss://x/", 1);
-	ASSERT_EQ(store_room(s, 7, "seven", 1), 0);
+	int64_t sid = store_session_begin(s, "douyu", 7, "wss://x/", 1);
+	ASSERT_EQ(store_room(s, "douyu", 7, 0, "seven", 1), 0);
 	for (int i = 0; i < 50; i++) {
 		char cid[16];
 		snprintf(cid, sizeof(cid), "c%d", i);
@@ -649,10 +649,10 @@ static void queue_bound(void)
 	ASSERT_EQ(st.queued_rows, ok);
 	ASSERT_LE(st.queued_bytes, 2000);
 	/* Session and room rows are never dropped, even past the bound. */
-	int64_t sid = store_session_begin(s, 1, "wss://x/", 5);
+	int64_t sid = store_session_begin(s, "douyu", 1, "wss://x/", 5);
 	ASSERT_GT(sid, 0);
 	ASSERT_EQ(store_session_end(s, sid, 6, "shutdown"), 0);
-	ASSERT_EQ(store_room(s, 1, "one", 5), 0);
+	ASSERT_EQ(store_room(s, "douyu", 1, 0, "one", 5), 0);
 	ASSERT_EQ(store_flush(s, 0), 0);
 	/* Room again after the flush. */
 	struct record r = mkrec(1, 100, "chatmsg", NULL);
@@ -671,19 +671,19 @@ static void views(void)
 	ASSERT_EQ(open_plain(db_path(p, sizeof(p)), &s), 0);
 	/* Room 5: [1000 s, 2000 s], gap of 3000 s, [5000 s, 6000 s]; a short session inside the
 	 * first one must not create a gap. Room 6: back to back, no gap. */
-	int64_t a = store_session_begin(s, 5, "wss://a/", 1000000);
+	int64_t a = store_session_begin(s, "douyu", 5, "wss://a/", 1000000);
 	ASSERT_EQ(store_session_joined(s, a, 1000000), 0);
-	int64_t in = store_session_begin(s, 5, "wss://a/", 1100000);
+	int64_t in = store_session_begin(s, "douyu", 5, "wss://a/", 1100000);
 	ASSERT_EQ(store_session_joined(s, in, 1100000), 0);
 	ASSERT_EQ(store_session_end(s, in, 1200000, "x"), 0);
 	ASSERT_EQ(store_session_end(s, a, 2000000, "server closed"), 0);
-	int64_t b = store_session_begin(s, 5, "wss://a/", 4999000);
+	int64_t b = store_session_begin(s, "douyu", 5, "wss://a/", 4999000);
 	ASSERT_EQ(store_session_joined(s, b, 5000000), 0); /* coverage starts at the join */
 	ASSERT_EQ(store_session_end(s, b, 6000000, "shutdown"), 0);
-	int64_t c = store_session_begin(s, 6, "wss://a/", 1000000);
+	int64_t c = store_session_begin(s, "douyu", 6, "wss://a/", 1000000);
 	ASSERT_EQ(store_session_joined(s, c, 1000000), 0);
 	ASSERT_EQ(store_session_end(s, c, 2000000, "x"), 0);
-	int64_t d = store_session_begin(s, 6, "wss://a/", 2000000);
+	int64_t d = store_session_begin(s, "douyu", 6, "wss://a/", 2000000);
 	ASSERT_EQ(store_session_joined(s, d, 2000000), 0);
 	ASSERT_GT(d, 0); /* still live */
 
@@ -886,7 +886,7 @@ static void fts_new_database(void)
 static void add_session(struct store *s, int64_t room, int64_t start, int64_t joined, int64_t end,
                         const char *reason)
 {
-	int64_t id = store_session_begin(s, room, "ws://x/", start);
+	int64_t id = store_session_begin(s, "douyu", room, "ws://x/", start);
 	if (joined)
 		store_session_joined(s, id, joined);
 	if (end)
@@ -944,12 +944,12 @@ static void views_v2(void)
 	struct store *s;
 	ASSERT_EQ(open_plain(db_path(p, sizeof(p)), &s), 0);
 	int64_t now = (int64_t)time(NULL) * 1000;
-	ASSERT_EQ(store_room(s, 7, "seven", now - 3600000), 0);
-	ASSERT_EQ(store_room(s, 8, NULL, now - 3600000), 0);
-	int64_t a = store_session_begin(s, 7, "ws://x/", now - 3600000);
+	ASSERT_EQ(store_room(s, "douyu", 7, 0, "seven", now - 3600000), 0);
+	ASSERT_EQ(store_room(s, "douyu", 8, 0, NULL, now - 3600000), 0);
+	int64_t a = store_session_begin(s, "douyu", 7, "ws://x/", now - 3600000);
 	store_session_joined(s, a, now - 3599000);
 	store_session_end(s, a, now - 1800000, "connection reset");
-	int64_t b = store_session_begin(s, 7, "ws://x/", now - 1799000);
+	int64_t b = store_session_begin(s, "douyu", 7, "ws://x/", now - 1799000);
 	store_session_joined(s, b, now - 1798000);
 	struct record c1 = chatrec(7, now - 60000, "c1", "有dms的弹幕");
 	c1.session_id = b;
@@ -1065,7 +1065,7 @@ static void last_error_never_null(void)
 	/* Unflushed rows are freed by close (checked by the sanitizers). */
 	struct record r = mkrec(1, 1, "chatmsg", "x");
 	ASSERT_EQ(store_append(s, &r), 0);
-	ASSERT_GT(store_session_begin(s, 1, "x", 1), 0);
+	ASSERT_GT(store_session_begin(s, "douyu", 1, "x", 1), 0);
 	store_close(s);
 }
 
