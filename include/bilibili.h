@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "platform.h"
 
 #define BILI_HDR_LEN 16
 /* Largest accepted packet_len; a bigger one is a framing error. One websocket message (our
@@ -86,5 +87,26 @@ void bili_reader_finish(struct bili_reader *r);
  */
 int bili_reader_feed(struct bili_reader *r, const uint8_t *data, size_t len, bili_packet_cb cb,
                      void *user_data);
+
+/* ---- the platform session (platform.h), built on the pieces above ---- */
+
+/* What a session needs from the prepare step (platform_prepared.params). */
+struct bili_params {
+	int64_t uid;       /* the logged-in account (nav data.mid), 0 for a guest */
+	char buvid[128];   /* buvid3, "" when none */
+	char token[1024];  /* getDanmuInfo token, "" when none (fallback host) */
+	int protover;      /* 3 brotli (default when 0) or 2 zlib */
+};
+
+/* The session functions of bilibili_platform (its prepare step lives in bili_api.c).
+ * params is a struct bili_params (NULL: guest, no token, protover 3). */
+int bili_session_create(int64_t room_id, const void *params, const struct platform_events *ev,
+			void *user_data, struct platform_session **out);
+void bili_session_destroy(struct platform_session *s);
+int bili_hello(struct platform_session *s, struct buf *out);
+int bili_feed(struct platform_session *s, int64_t now_ms, int64_t session_id, const uint8_t *data,
+	      size_t len, struct buf *out);
+int bili_heartbeat(struct platform_session *s, struct buf *out);
+int bili_goodbye(struct platform_session *s, struct buf *out);
 
 #endif
