@@ -471,3 +471,230 @@ def check_user_agent(ck, log, label, ua=UA):
     ws = [c for c in log['conns'] if c['transport'] in ('ws', 'wss')]
     ck.check(all(c['ua'] == ua for c in ws), '%s: every websocket upgrade has User-Agent %r' % (label, ua),
              [c['ua'] for c in ws])
+
+
+# --------------------------------------------------------------- recording runs
+class ThreadSampler:
+    """Samples /proc/PID/task while a test runs: the most threads seen."""
+
+    def __init__(self, pid):
+        self.dir = '/proc/%d/task' % pid
+        self.max = 0
+        self.samples = 0
+        self.stop_ev = threading.Event()
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        while not self.stop_ev.is_set():
+            try:
+                n = len(os.listdir(self.dir))
+            except OSError:
+                return
+            self.max = max(self.max, n)
+            self.samples += 1
+            time.sleep(0.05)
+
+    def stop(self):
+        self.stop_ev.set()
+        self.t.join(5)
+
+
+def schema_ok(ck, db, label=''):
+    """The schema-v3 columns these tests read. False (and a failed check) when missing."""
+    want = {'messages': ('platform',), 'rooms': ('platform', 'short_id'), 'sessions': ('platform',)}
+    missing = ['%s.%s' % (t, c) for t, cs in want.items() for c in cs if c not in columns(db, t)]
+    return ck.check(not missing, '%sschema v3: platform columns in messages, rooms, sessions; rooms.short_id' % label,
+                    'missing: %s' % ', '.join(missing))
+
+
+def wait_recorded(h, d, mock, expects, timeout=60, heartbeats=0, label=''):
+    """Waits until the mock sent every room's script, each room has its script stored and
+    (heartbeats > 0) the mock saw that many heartbeats per room. Returns True when all did."""
+    ck = h.ck
+    rooms = sorted(expects)
+    sent = wait_alive(d, lambda: len({l.split()[1] for l in mock.matching(r'^SENT ')} & {str(r) for r in rooms})
+                      == len(rooms), timeout)
+    ck.check(sent, '%smock sent its script to every Bilibili room %s' % (label, rooms),
+             [l for l in mock.lines if not l.startswith('HB ')][-20:])
+    done = wait_alive(d, lambda: all(room_done(d.db, r, expects[r]) for r in rooms), 30)
+    if not done:
+        for r in rooms:
+            try:
+                got, pop = split_popularity(bili_counts(d.db, r), expects[r])
+            except Exception as e:  # noqa: BLE001 - no database or no platform column
+                ck.note('room %d: cannot count rows: %s' % (r, e))
+                continue
+            diff = sorted((t, got.get(t, 0), n) for t, n in expects[r].counts.items() if got.get(t, 0) != n)
+            ck.note('room %d: %d of %d types differ (type, stored, sent): %r; other types %r'
+                    % (r, len(diff), len(expects[r].counts), diff[:8], pop))
+    ck.check(done, '%severy Bilibili room has its script stored' % label)
+    if heartbeats:
+        hb = wait_alive(d, lambda: all(len(mock.matching(r'^HB %d ' % r)) >= heartbeats for r in rooms), 30)
+        ck.check(hb, '%sat least %d heartbeats per room reached the mock' % (label, heartbeats))
+    return bool(sent and done)
+
+
+def check_bili_room(h, db, room, expect, log, ws_port=None, short_id=0, label=None, sessions=1,
+                    end_reasons=('shutdown',), exact=True, token=True, popularity=True):
+    """Per-room checks on a stopped recorder's database against the mock's script and log."""
+    ck = h.ck
+    tag = label or 'bilibili %d' % room
+    counts = bili_counts(db, room)
+    got, pop = split_popularity(counts, expect)
+    if exact:
+        ck.eq(dict(sorted(got.items())), dict(sorted(expect.counts.items())),
+              '%s: rows per cmd (prefix) = what the mock sent, the duplicate once' % tag)
+    else:
+        ck.check(all(got.get(t, 0) >= n for t, n in expect.counts.items()),
+                 '%s: every command the mock sent stored at least once' % tag, dict(got))
+    chats = harness.db_rows(db, "SELECT text, uid, nick FROM messages WHERE platform='bilibili' AND room_id=? "
+                                "AND type LIKE 'DANMU_MSG%' ORDER BY id", (room,))
+    ck.eq(chats, expect.chats, '%s: DANMU_MSG (text, uid, nick) in order, the duplicate stored once' % tag)
+    dup = [it for it in expect.items if it['kind'] == 'dup'][0]
+    ck.eq(harness.db_scalar(db, "SELECT count(*) FROM messages WHERE platform='bilibili' AND room_id=? AND text=?",
+                            (room, dup['text'])), 1, '%s: the chat sent twice (same id_str) is one row' % tag)
+    ck.check(counts.get('SUPER_CHAT_MESSAGE', 0) >= 1 and counts.get('SUPER_CHAT_MESSAGE_JPN', 0) >= 1,
+             '%s: SUPER_CHAT_MESSAGE and SUPER_CHAT_MESSAGE_JPN both stored' % tag)
+    # data holds the whole command: every field the server sent, equal after json.loads.
+    rows = [(t, d) for t, d in harness.db_rows(db, "SELECT type, data FROM messages WHERE platform='bilibili' "
+                                                   "AND room_id=? ORDER BY id", (room,)) if prefix(t) in expect.counts]
+    bad = []
+    if exact:
+        if len(rows) != len(expect.stored):
+            bad.append('%d rows, %d expected' % (len(rows), len(expect.stored)))
+        for i, ((t, data), it, body) in enumerate(zip(rows, expect.stored, expect.bodies)):
+            if t != it['cmd']:
+                bad.append('row %d: type %r, sent cmd %r' % (i, t, it['cmd']))
+            elif not contains(json.loads(data), body):
+                bad.append('row %d (%s): data lacks a field of the command or changed it' % (i, t))
+    ck.check(not bad, '%s: type is the full cmd and data every field of the command, in arrival order' % tag,
+             '\n'.join(bad[:20]))
+    if exact and popularity:
+        # Popularity (op 3) only on change: between runs-1 (a last change racing SIGTERM) and runs.
+        pops = [x['popularity'] for x in log['heartbeats'] if x['room'] == room]
+        runs = sum(1 for i, v in enumerate(pops) if i == 0 or v != pops[i - 1])
+        n_pop = sum(pop.values())
+        ck.check(len(pop) == 1 and all(POPULARITY_TYPE.search(t) for t in pop),
+                 '%s: one extra row type, for popularity (%r)' % (tag, pop))
+        ck.check(len(pops) >= 4 and max(1, runs - 1) <= n_pop <= runs < len(pops),
+                 '%s: %d popularity rows for %d heartbeat replies holding %d values: stored on change only' %
+                 (tag, n_pop, len(pops), runs))
+    gifts = dict(harness.db_rows(db, "SELECT gift_name, sum(count) FROM gifts WHERE platform='bilibili' AND room_id=? "
+                                     "GROUP BY gift_name", (room,)))
+    ck.check(all(gifts.get(n) == c for n, c in expect.gift_sums.items()),
+             '%s: gifts view sums SEND_GIFT num and the decoded SEND_GIFT_V2 num per gift' % tag,
+             'got %r want %r' % (gifts, dict(expect.gift_sums)))
+    sess = harness.db_rows(db, 'SELECT id, platform, joined_at, ended_at, end_reason, messages, server FROM sessions '
+                               'WHERE room_id=? ORDER BY id', (room,))
+    if sessions is not None:
+        ck.eq(len(sess), sessions, '%s: %d session row(s)' % (tag, sessions))
+    else:
+        ck.check(len(sess) >= 1, '%s: %d session row(s)' % (tag, len(sess)))
+    for i, (sid, plat, joined, ended, reason, n, server) in enumerate(sess):
+        ck.check(plat == 'bilibili' and joined is not None and ended is not None,
+                 '%s session %d: platform bilibili, joined, ended' % (tag, sid), (plat, joined, ended))
+        if i < len(end_reasons) and end_reasons[i] is not None:
+            want = end_reasons[i]
+            ck.check(reason == want if isinstance(want, str) else want(reason),
+                     '%s session %d: end_reason %r' % (tag, sid, reason))
+        ck.eq(n, harness.db_scalar(db, 'SELECT count(*) FROM messages WHERE session_id=?', (sid,)),
+              '%s session %d: sessions.messages = its rows' % (tag, sid))
+        if ws_port:
+            ck.check(str(ws_port) in (server or ''), '%s session %d: server names the chat port %d' % (tag, sid, ws_port),
+                     server)
+    rooms = harness.db_rows(db, "SELECT platform, room_id, coalesce(short_id, 0) FROM rooms WHERE room_id=? "
+                                "AND platform='bilibili'", (room,))
+    ck.eq(rooms, [('bilibili', room, short_id)], '%s: rooms row (platform, real id, short id)' % tag)
+    # what the mock saw
+    auths = [a for a in log['auths'] if a['room'] == room]
+    tokens = {r.get('issued_token') for r in log['requests'] if r.get('issued_token')
+              and r['query'].get('id') == str(room)}
+    buvids = {r.get('issued_buvid3') for r in log['requests'] if r.get('issued_buvid3')}
+    ok = [a for a in auths if a['ok']]
+    ck.check(len(ok) >= 1 and all(a['body'].get('roomid') == room and a['body'].get('platform') == 'web' and
+                                  a['body'].get('type') == 2 and a['body'].get('protover') in (2, 3)
+                                  for a in auths),
+             '%s: auth with the real room id, platform web, type 2, protover 2|3' % tag, auths[-1:] if auths else None)
+    if token:
+        ck.check(ok and all(a['body'].get('key') in tokens for a in ok),
+                 '%s: auth carried a token getDanmuInfo issued for this room' % tag)
+    else:
+        ck.check(ok and all('key' not in a['body'] for a in ok), '%s: auth without a key (no token)' % tag)
+    ck.check(ok and all(a['body'].get('buvid') in buvids for a in ok), '%s: auth carried the issued buvid3' % tag)
+    acks = [a for a in log['acks'] if a['room'] == room]
+    want_ack = [{'msg_id': m, 'cmd': 'SUPER_CHAT_MESSAGE', 'p_msg_type': 1} for m in expect.ack_ids]
+    ck.check(want_ack and acks and all(a['body'] == want_ack[0] and a['known'] for a in acks),
+             '%s: the mock got the ACK (op 24) for the ack\'d super chat' % tag, acks)
+    return sess
+
+
+def check_views(h, db, rooms_expect):
+    """The schema-v3 views carry a platform column and Bilibili rows."""
+    ck = h.ck
+    for view in ('chat', 'gifts', 'superchats', 'live', 'daily', 'room_stats'):
+        ck.check('platform' in columns(db, view), 'view %s has a platform column' % view, columns(db, view))
+    for room, exp in rooms_expect.items():
+        n = harness.db_scalar(db, "SELECT count(*) FROM messages WHERE platform='bilibili' AND room_id=?", (room,))
+        chat = harness.db_rows(db, "SELECT text FROM chat WHERE platform='bilibili' AND room_id=? ORDER BY ts, id",
+                               (room,))
+        ck.eq([t for t, in chat], [t for t, _, _ in exp.chats], 'view chat: room %d\'s Bilibili chats' % room)
+        ck.check(harness.db_scalar(db, "SELECT count(*) FROM superchats WHERE platform='bilibili' AND room_id=?",
+                                   (room,)) >= 1, 'view superchats: room %d has rows' % room)
+        ck.check(harness.db_scalar(db, "SELECT count(*) FROM live WHERE platform='bilibili' AND room_id=?",
+                                   (room,)) >= 1, 'view live: room %d has rows (LIVE, PREPARING)' % room)
+        ck.eq(harness.db_rows(db, "SELECT sum(messages), sum(chats) FROM daily WHERE platform='bilibili' AND room_id=?",
+                              (room,)), [(n, len(exp.chats))], 'view daily: room %d messages and chats' % room)
+        ck.eq(harness.db_rows(db, "SELECT messages FROM room_stats WHERE platform='bilibili' AND room_id=?", (room,)),
+              [(n,)], 'view room_stats: room %d, messages' % room)
+
+
+def settled_log(mock, timeout=5):
+    """The mock's log once every chat connection it had has closed (after danmakud stopped)."""
+    log = mock_log(mock)
+    deadline = time.monotonic() + timeout
+    while any(c['closed'] is None for c in log['conns']) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        log = mock_log(mock)
+    return log
+
+
+def record_transport(h, transport, rooms, name, tls=False, mock_flags=(), label=None):
+    """Bilibili rooms only, over one transport (ws | wss | tcp), recorded to the end and
+    checked room by room. rooms: [(config key, real id, short id)]."""
+    ck = h.ck
+    tag = label or transport
+    mock = start_mock(h, '--hb-timeout', 5, *mock_flags, tls=tls)
+    db = os.path.join(h.tmp, name + '.db')
+    over = {}
+    extra = []
+    if tls:
+        api = 'https://127.0.0.1:%d' % mock.ports['https']
+        over = {'api': api, 'live_api': api}
+        extra = ['--ca-file', h.certs()['ca']]
+    conf = write_conf(h, name, db, bili_keys(mock, transport, **over), [(k, None) for k, _, _ in rooms])
+    expects = {real: Expect(mock_script(mock, real)) for _, real, _ in rooms}
+    d = start_recorder(h, conf, name, extra=extra)
+    wait_recorded(h, d, mock, expects, heartbeats=5, label=tag + ': ')
+    rc = h.stop_danmakud(d)
+    ck.eq(rc, 0, '%s: danmakud exits 0 on SIGTERM' % tag)
+    if not schema_ok(ck, db, tag + ': '):
+        return mock, d, None
+    log = settled_log(mock)
+    port = mock.ports[transport]
+    for key, real, short in rooms:
+        check_bili_room(h, db, real, expects[real], log, ws_port=port, short_id=short,
+                        label='%s %s (room %d)' % (tag, key, real))
+    conns = log['conns']
+    ck.check(conns and all(c['transport'] == transport for c in conns),
+             '%s: every chat connection used the configured transport' % tag, [c['transport'] for c in conns])
+    ck.check(all(c['why'] and c['why'].startswith('client_close') for c in conns),
+             '%s: every connection closed by danmakud' % tag, [(c['room'], c['why']) for c in conns])
+    if transport == 'tcp':
+        ck.check(all(c['tcp']['writes'] > 50 for c in conns), '%s: the mock cut its bytes into >50 writes each (%s)'
+                 % (tag, [c['tcp']['writes'] for c in conns]))
+    if tls:
+        ck.check(all(r['scheme'] == 'https' for r in log['requests']), '%s: every API call over https' % tag)
+    check_user_agent(ck, log, tag)
+    ck.eq(mock.matching('^PROTO_ERROR'), [], '%s: mock saw no protocol errors' % tag)
+    return mock, d, log

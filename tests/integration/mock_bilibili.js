@@ -598,10 +598,12 @@ function apiHandler(st, scheme) {
 
 function danmuInfo(st, u, cookies, entry, reply) {
   const r352 = (why) => reply(200, { code: -352, message: '-352', ttl: 1 }, why);
-  if (st.always352) return r352('always352_mode');
   const params = [...u.searchParams].filter(([k]) => k !== 'w_rid');
   const wRid = u.searchParams.get('w_rid');
   const wts = u.searchParams.get('wts');
+  // Whether the request would pass the checks below, also logged in always-352 mode.
+  entry.sig_ok = !!wRid && wRid === wbiSign(params, st.img, st.sub);
+  if (st.always352) return r352('always352_mode');
   if (!wRid || !wts) return r352('unsigned');
   if (wRid !== wbiSign(params, st.img, st.sub)) {
     const old = st.oldKeys.some(([i, s]) => wRid === wbiSign(params, i, s));
