@@ -455,7 +455,7 @@ def room_done(db, room, expect):
     return got == expect.counts
 
 
-def check_spacing(ck, log, interval_ms, label, tolerance_ms=15):
+def check_spacing(ck, log, interval_ms, label, tolerance_ms=20):
     calls = api_calls(log, '/getDanmuInfo')
     ts = [r['t'] for r in calls]
     gaps = [b - a for a, b in zip(ts, ts[1:])]

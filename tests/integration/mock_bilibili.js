@@ -468,6 +468,7 @@ function makeState(o, fixtures) {
     o,
     fixtures,
     scripts: new Map(),
+    units: new Map(),
     img: o['img-key'],
     sub: o['sub-key'],
     oldKeys: [],
@@ -490,6 +491,14 @@ function makeState(o, fixtures) {
 function script(st, room) {
   if (!st.scripts.has(room)) st.scripts.set(room, buildScript(room, st.fixtures, st.o.chats));
   return st.scripts.get(room);
+}
+
+// The room's units for a protover, built once: brotli at quality 11 takes a while, and the
+// loop must stay free to time API requests (the getDanmuInfo spacing checks).
+function units(st, room, protover) {
+  const k = `${room}/${protover}`;
+  if (!st.units.has(k)) st.units.set(k, scriptUnits(script(st, room), protover, (st.o.seed + room) >>> 0).units);
+  return st.units.get(k);
 }
 
 function protoError(st, room, what) {
@@ -825,13 +834,13 @@ class Conn {
 
   replay() {
     const items = script(this.st, this.room);
-    const { units } = scriptUnits(items, this.protover, (this.st.o.seed + this.room + this.id) >>> 0);
+    const us = units(this.st, this.room, this.protover);
     let i = 0;
     const next = () => {
       if (this.closed) return;
       // A few units per turn, so that heartbeats and ACKs interleave with the replay.
-      for (let k = 0; k < 4 && i < units.length; k++) this.io.send(units[i++]);
-      if (i < units.length) return setImmediate(next);
+      for (let k = 0; k < 4 && i < us.length; k++) this.io.send(us[i++]);
+      if (i < us.length) return setImmediate(next);
       this.rec.sent = items.length;
       say(`SENT ${this.room} ${items.length}`);
     };
@@ -930,6 +939,9 @@ async function serve(o) {
     process.exit(3);
   }
   const st = makeState(o, loadFixtures(o.fixtures));
+  for (const r of new Set([...o.rooms.values()].map((x) => x.real))) {
+    for (const pv of [2, 3]) units(st, r, pv);
+  }
   const tls = o.key ? { key: fs.readFileSync(o.key), cert: fs.readFileSync(o.cert) } : null;
 
   st.ports.http = await listen(http.createServer(apiHandler(st, 'http')), o['http-port']);
