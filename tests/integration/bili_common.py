@@ -659,9 +659,10 @@ def settled_log(mock, timeout=5):
     return log
 
 
-def record_transport(h, transport, rooms, name, tls=False, mock_flags=(), label=None):
+def record_transport(h, transport, rooms, name, tls=False, mock_flags=(), label=None, argv_rooms=()):
     """Bilibili rooms only, over one transport (ws | wss | tcp), recorded to the end and
-    checked room by room. rooms: [(config key, real id, short id)]."""
+    checked room by room. rooms: [(config key, real id, short id)]; those whose key is in
+    argv_rooms are given on the command line instead of in the config."""
     ck = h.ck
     tag = label or transport
     mock = start_mock(h, '--hb-timeout', 5, *mock_flags, tls=tls)
@@ -672,9 +673,10 @@ def record_transport(h, transport, rooms, name, tls=False, mock_flags=(), label=
         api = 'https://127.0.0.1:%d' % mock.ports['https']
         over = {'api': api, 'live_api': api}
         extra = ['--ca-file', h.certs()['ca']]
-    conf = write_conf(h, name, db, bili_keys(mock, transport, **over), [(k, None) for k, _, _ in rooms])
+    conf = write_conf(h, name, db, bili_keys(mock, transport, **over),
+                      [(k, None) for k, _, _ in rooms if k not in argv_rooms])
     expects = {real: Expect(mock_script(mock, real)) for _, real, _ in rooms}
-    d = start_recorder(h, conf, name, extra=extra)
+    d = start_recorder(h, conf, name, extra=extra + list(argv_rooms))
     wait_recorded(h, d, mock, expects, heartbeats=5, label=tag + ': ')
     rc = h.stop_danmakud(d)
     ck.eq(rc, 0, '%s: danmakud exits 0 on SIGTERM' % tag)

@@ -550,6 +550,8 @@ function apiHandler(st, scheme) {
       query: Object.fromEntries(u.searchParams), raw_query: u.search.slice(1),
       ua: req.headers['user-agent'] || null, referer: req.headers.referer || null,
       origin: req.headers.origin || null,
+      // every header but the cookie's values (secrets): the cookie shows as its names
+      headers: Object.fromEntries(Object.entries(req.headers).filter(([k]) => k !== 'cookie' && k !== 'authorization')),
       cookie_names: [...cookies.keys()],
       buvid3_ok: cookies.has('buvid3') && st.buvids.has(cookies.get('buvid3')),
       sessdata_ok: cookies.get('SESSDATA') === st.o.sessdata,
