@@ -10,6 +10,7 @@ TCP cuts); heartbeat replies with the echo quirk; ACKs logged; the heartbeat and
 timeouts; kick, 412 and always-352 modes; --replay first."""
 
 import asyncio
+import re
 import base64
 import json
 import os
@@ -223,7 +224,7 @@ def api_checks(h, mock, ca):
     p = mock.ports
     ck.check(all(p[k] > 0 for k in ('http', 'https', 'ws', 'wss', 'tcp')), 'mock ready line has every port', p)
     b3 = buvid3(mock)
-    ck.check(bc.re.match(r'^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}[0-9]{5}infoc$', b3),
+    ck.check(re.match(r'^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}[0-9]{5}infoc$', b3),
              'spi: b_3 has the buvid3 shape', b3)
     st, nav = api(mock, '/x/web-interface/nav')
     ck.check(st == 200 and nav['code'] == -101 and nav['data']['isLogin'] is False,
