@@ -751,13 +751,18 @@ static int schema_comments_v3(struct store *s)
 	int rc = query_int(s, "PRAGMA schema_version", &version);
 	if (rc < 0)
 		return rc;
+	/* A build of SQLite that is defensive by default refuses writes to sqlite_master even
+	 * under writable_schema: lift it for these statements only. */
+	int defensive = 0;
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, -1, &defensive);
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 0, (int *)NULL);
 	rc = exec(s, "PRAGMA writable_schema = ON", "schema comments");
 	for (size_t i = 0; i < 2 && rc == 0; i++) {
 		if (!todo[i])
 			continue;
 		sqlite3_stmt *st;
 		int r = sqlite3_prepare_v2(s->db,
-		                           "UPDATE sqlite_schema SET sql = ?1 WHERE type = 'table' AND "
+		                           "UPDATE sqlite_master SET sql = ?1 WHERE type = 'table' AND "
 		                           "name = ?2",
 		                           -1, &st, NULL);
 		if (r == SQLITE_OK) {
@@ -773,6 +778,7 @@ static int schema_comments_v3(struct store *s)
 			rc = db_fail(s, r, "schema comments");
 	}
 	int off = exec(s, "PRAGMA writable_schema = OFF", "schema comments");
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, defensive, (int *)NULL);
 	if (rc == 0)
 		rc = off;
 	if (rc < 0)

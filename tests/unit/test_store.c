@@ -1220,6 +1220,39 @@ static void migrate_v2_rolls_back(void)
 		sqlite3_close(db);
 	}
 }
+
+static int make_defensive(sqlite3 *db, char **errmsg, const struct sqlite3_api_routines *api)
+{
+	(void)errmsg;
+	(void)api;
+	captured = db;
+	sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+	return SQLITE_OK;
+}
+
+/* An SQLite that is defensive by default (writes to sqlite_master refused) still migrates,
+ * with the v3 comments, and stays defensive afterwards. */
+static void migrate_v2_defensive(void)
+{
+	char p[128], err[256], big[4096];
+	ASSERT_EQ(load_v2(p, sizeof(p)), 0);
+	struct store *s;
+	captured = NULL;
+	sqlite3_auto_extension((void (*)(void))make_defensive);
+	int rc = store_open(p, NULL, &s, err, sizeof(err));
+	sqlite3_reset_auto_extension();
+	if (rc < 0)
+		printf("# store_open: %s\n", err);
+	ASSERT_EQ(rc, 0);
+	int on = -1;
+	sqlite3_db_config(captured, SQLITE_DBCONFIG_DEFENSIVE, -1, &on);
+	ASSERT_EQ(on, 1);
+	ASSERT(strstr(q_text(captured, "SELECT sql FROM sqlite_master WHERE name = 'messages'", big,
+	                     sizeof(big)),
+	              "decoded     TEXT"));
+	ASSERT_EQ(q_int(captured, "PRAGMA user_version"), 3);
+	store_close(s);
+}
 /* A new database gets the index (the default); it follows inserts, deletes and updates,
  * indexes only rows with text, and needs 3 characters. */
 static void fts_new_database(void)
@@ -1713,6 +1746,7 @@ int main(void)
 	RUN(migrate_v1);
 	RUN(migrate_v2);
 	RUN(migrate_v2_rolls_back);
+	RUN(migrate_v2_defensive);
 	RUN(fts_new_database);
 	RUN(gaps_semantics);
 	RUN(views_v2);
