@@ -1,6 +1,7 @@
 /*
  * export: the commands that work on an existing database instead of recording:
- *   danmakud export --db FILE --room ID [--from T] [--to T] --format xml|ndjson [-o OUT]
+ *   danmakud export --db FILE --room [PLATFORM:]ID [--from T] [--to T] --format xml|ndjson
+ *                   [-o OUT]
  *   danmakud fts --db FILE [on|off|status]
  * main() hands them argv after the command word. The pure pieces (time parsing, colours,
  * escaping, one row to XML or JSON) are public for the unit tests; none of them does I/O.
@@ -15,8 +16,9 @@
 #include "buf.h"
 
 /* Run `danmakud export ...` (argv[0] is "export"). Prints errors to stderr. Returns the exit
- * code: 0 done, 1 the request cannot be met (no such database or room, empty or reversed
- * range, write error), 2 the command line cannot be parsed. */
+ * code: 0 done, 1 the request cannot be met (no such database or room, a bare room id that
+ * more than one platform has, a database older than schema v3, empty or reversed range, write
+ * error), 2 the command line cannot be parsed. */
 int export_main(int argc, char **argv);
 /* Run `danmakud fts ...` (argv[0] is "fts"): switch or show the full-text index. Same codes. */
 int export_fts_main(int argc, char **argv);
@@ -44,22 +46,43 @@ uint32_t export_douyu_color(const char *col);
 int export_xml_escape(struct buf *b, const char *s, size_t n, bool attr);
 
 
+/*
+ * Parse a --room argument: "douyu:ID", "bilibili:ID" (any lower-case platform name) or a bare
+ * ID (platform NULL: the database decides). ID is 1 .. 2^53. Writes the platform name (or "")
+ * into platform[cap]. Returns 0 or -EINVAL.
+ */
+int export_parse_room(const char *s, char *platform, size_t cap, int64_t *id);
+
 /* One message as the exporters see it (NULL strings and has_* false mean SQL NULL). */
 struct export_row {
 	int64_t id, room_id, ts, uid, level, session_id;
 	bool has_uid, has_level, has_session;
+	const char *platform;  /* "douyu", "bilibili"; NULL is taken as douyu */
 	const char *type, *nick, *text, *cid;
 	const char *data;      /* the data column (minified by json() when it is valid JSON) */
 	bool data_json;        /* data is JSON text: NDJSON nests it if it is also valid UTF-8
 	                        * without control characters, else writes it as a string */
-	const char *col;       /* data.col (chat colour index) */
-	const char *gift_name; /* data.gfn */
-	const char *gift_id;   /* data.gfid */
-	const char *gift_count;/* data.gfcnt */
+	const char *decoded;   /* the decoded column, as data (NULL when none) */
+	bool decoded_json;
+	/* XML only: what the row's element takes from data (or decoded), as text; NULL or not an
+	 * integer where one is expected means the element's default. */
+	const char *col;       /* Douyu data.col (chat colour index) */
+	const char *gift_name; /* Douyu data.gfn; Bilibili giftName (SEND_GIFT_V2 gift_name) */
+	const char *gift_id;   /* Douyu data.gfid; Bilibili giftId (gift_id) */
+	const char *gift_count;/* Douyu data.gfcnt; Bilibili gift and guard num */
+	const char *mode, *size, *color; /* Bilibili DANMU_MSG info[0][1], [2], [3] */
+	const char *price;     /* Bilibili super chat: CNY */
+	const char *duration;  /* Bilibili super chat: seconds on screen */
+	const char *guard_level; /* Bilibili GUARD_BUY: 1 总督, 2 提督, 3 舰长 */
 };
 
-/* Append one chatmsg as <d p="..." user="...">text</d> or one dgb as <gift .../> (both with a
- * newline), times relative to base_ms. Other types append nothing. Returns 0 or -ENOMEM. */
+/*
+ * Append one row as BililiveRecorder's XML writes it (with a newline), times relative to
+ * base_ms: Douyu chatmsg and Bilibili DANMU_MSG as <d p="time,mode,size,color,ts,0,uid,id"
+ * user="...">text</d>, Douyu dgb and Bilibili SEND_GIFT/SEND_GIFT_V2 as <gift .../>, Bilibili
+ * SUPER_CHAT_MESSAGE as <sc ts user uid price time>text</sc> and GUARD_BUY as
+ * <guard ts user uid level count/>. Other types append nothing. Returns 0 or -ENOMEM.
+ */
 int export_xml_row(struct buf *b, const struct export_row *r, int64_t base_ms);
 /* Append one row as a JSON object on exactly one line (whatever the strings and data hold)
  * and a newline. Returns 0 or -ENOMEM. */

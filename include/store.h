@@ -19,8 +19,10 @@
 
 /* 1: tables and the chat, gifts, gaps views. 2: the views of README "Asking the database"
  * (chat, gifts, live, gaps, daily, room_stats) and the indexes messages_uid_ts, messages_rss,
- * sessions_room_started. */
-#define STORE_SCHEMA_VERSION 2
+ * sessions_room_started. 3: the platform in the identity of rooms (platform, room_id), sessions
+ * and messages (dedup by platform, room_id, cid), rooms.short_id, messages.decoded, the
+ * superchats view, and every view covering Douyu and Bilibili. */
+#define STORE_SCHEMA_VERSION 3
 
 struct store;
 
@@ -43,7 +45,8 @@ struct store_stats {
 	uint64_t queued_rows;     /* rows waiting (all kinds) */
 	uint64_t queued_bytes;
 	uint64_t committed;       /* message rows inserted */
-	uint64_t duplicates;      /* message rows ignored by the (room_id, cid) unique index */
+	uint64_t duplicates;      /* message rows ignored by the (platform, room_id, cid) unique
+	                           * index */
 	uint64_t dropped;         /* message rows dropped because the queue was full */
 	uint64_t failed_flushes;
 };
@@ -73,11 +76,12 @@ bool store_has_fts(const struct store *s);
 void store_close(struct store *s);
 
 /* Queue "this room exists" (INSERT, label updated if given, short_id updated if > 0).
- * platform is a platform name ("douyu", "bilibili"); room_id the platform's real id. Returns 0
- * or -ENOMEM. */
+ * platform is a platform name ("douyu", "bilibili"); room_id the platform's real id. Returns 0,
+ * -EINVAL (no platform) or -ENOMEM. */
 int store_room(struct store *s, const char *platform, int64_t room_id, int64_t short_id,
 	       const char *label, int64_t now_ms);
-/* Queue a new sessions row; returns its id (> 0) or a negative errno. */
+/* Queue a new sessions row of the platform's room; returns its id (> 0) or a negative errno
+ * (-EINVAL: no platform). */
 int64_t store_session_begin(struct store *s, const char *platform, int64_t room_id,
 			    const char *server, int64_t ts);
 /* Queue joined_at for a session. */
@@ -85,8 +89,9 @@ int store_session_joined(struct store *s, int64_t session_id, int64_t ts);
 /* Queue the end of a session: ended_at, end_reason. (sessions.messages is kept by the store
  * itself: every flush adds the rows it really inserted, so duplicates are not counted.) */
 int store_session_end(struct store *s, int64_t session_id, int64_t ts, const char *reason);
-/* Copy a message into the queue. Returns 0, or -ENOBUFS when the queue bound is reached
- * (the row is dropped and counted), or -ENOMEM. */
+/* Copy a message (its platform, data and decoded too) into the queue. Returns 0, or -ENOBUFS
+ * when the queue bound is reached (the row is dropped and counted), -EINVAL (no platform) or
+ * -ENOMEM. */
 int store_append(struct store *s, const struct record *rec);
 
 /*

@@ -293,6 +293,8 @@ int douyu_record(const struct stt *s, struct stt *nested, int64_t room_id, struc
 	}
 	/* Every other type: uid, nn and level when present at the top level. */
 	rec->platform = "douyu";
+	rec->decoded = NULL; /* Douyu has no binary payloads */
+	rec->decoded_len = 0;
 	rec->room_id = room_id;
 	rec->has_uid = parse_i64(uid, &rec->uid);
 	if (!rec->has_uid)

@@ -1,12 +1,14 @@
 /*
  * export: `danmakud export` and `danmakud fts`, the two commands that work on a database
  * instead of recording into it. export opens the database read-only (a missing file is an
- * error, never created), checks the room and the range, then steps one prepared SELECT over the
+ * error, never created), finds the room (platform:id, a Bilibili short id, or a bare id that one
+ * platform alone has) and checks the range, then steps one prepared SELECT over the
  * messages_room_ts index and writes each row as it comes: one reusable row buffer, so memory
  * stays constant however large the database. XML follows the Bilibili danmaku format as
  * BililiveRecorder writes it and DanmakuFactory reads it (<i>, <d p="time,mode,size,color,ts,
- * pool,uid,id" user="...">, <gift ts giftname giftcount uid user/>); NDJSON is one object per
- * message with the data column nested, one line each whatever the database holds. Output to a
+ * pool,uid,id" user="...">, <gift ts giftname giftcount uid user/>, and for Bilibili <sc> and
+ * <guard>); NDJSON is one object per message with the data and decoded columns nested, one
+ * line each whatever the database holds. Output to a
  * file goes to FILE.part (created exclusively, never through a symbolic link) and is renamed
  * only when complete, so a failed export never leaves a truncated file under the real name.
  * fts switches the full-text index through store_open (which owns that SQL).
@@ -30,17 +32,19 @@
 #include "text.h"
 
 static const char export_usage[] =
-	"Usage: danmakud export --db FILE --room ID [--from T] [--to T] --format xml|ndjson "
-	"[-o OUT]\n"
+	"Usage: danmakud export --db FILE --room [PLATFORM:]ID [--from T] [--to T] "
+	"--format xml|ndjson [-o OUT]\n"
 	"Write one room's messages from a danmakud database.\n"
 	"\n"
 	"  -d, --db FILE        the database (opened read-only; must exist)\n"
-	"  -r, --room ID        the room\n"
+	"  -r, --room ROOM      the room: douyu:ID, bilibili:ID (the real id or the short one),\n"
+	"                       or ID alone when only one platform has that room\n"
 	"      --from T         first time included (default: the first message)\n"
 	"      --to T           first time excluded (default: after the last message)\n"
-	"  -f, --format F       xml: Bilibili danmaku XML (chat and gifts) for DanmakuFactory,\n"
-	"                       BililiveRecorder tools and players; times are seconds after\n"
-	"                       --from, or after the first message without --from\n"
+	"  -f, --format F       xml: Bilibili danmaku XML (chat and gifts; Bilibili super chats\n"
+	"                       and guards too) for DanmakuFactory, BililiveRecorder tools and\n"
+	"                       players; times are seconds after --from, or after the first\n"
+	"                       message without --from\n"
 	"                       ndjson: one JSON object per message, every type\n"
 	"  -o, --output OUT     write to OUT.part, renamed to OUT when complete (default:\n"
 	"                       standard output); an existing OUT.part is never overwritten\n"
@@ -106,6 +110,22 @@ int export_parse_time(const char *s, int64_t *ms)
 	if (t == (time_t)-1 || tm.tm_year != y - 1900 || tm.tm_mon != mo - 1 || tm.tm_mday != d)
 		return -EINVAL;
 	*ms = (int64_t)t * 1000;
+	return 0;
+}
+
+int export_parse_room(const char *s, char *platform, size_t cap, int64_t *id)
+{
+	const char *colon = strchr(s, ':');
+	size_t n = colon ? (size_t)(colon - s) : 0;
+	if (colon && (n == 0 || n >= cap))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < 'a' || s[i] > 'z')
+			return -EINVAL;
+	if (!text_int_str(colon ? colon + 1 : s, 1, CONF_MAX_ROOM_ID, id))
+		return -EINVAL;
+	memcpy(platform, s, n);
+	platform[n] = '\0';
 	return 0;
 }
 
@@ -182,42 +202,122 @@ static int rel_time(struct buf *b, int64_t ts, int64_t base)
 	return buf_printf(b, "%s%" PRIu64 ".%03u", sign, a / 1000, (unsigned)(a % 1000));
 }
 
-int export_xml_row(struct buf *b, const struct export_row *r, int64_t base_ms)
+/* v when it is an integer within [min, max], else def. */
+static int64_t int_or(const char *v, int64_t min, int64_t max, int64_t def)
+{
+	int64_t n;
+	return v && text_int_str(v, min, max, &n) ? n : def;
+}
+
+/* ts="time" user="nick" uid="uid", the attributes every BililiveRecorder element but <d> has. */
+static int xml_who(struct buf *b, const char *tag, const struct export_row *r, int64_t base_ms)
+{
+	char uid[24];
+	snprintf(uid, sizeof(uid), "%" PRId64, r->has_uid ? r->uid : 0);
+	if (buf_printf(b, "<%s ts=\"", tag) < 0 || rel_time(b, r->ts, base_ms) < 0 ||
+	    buf_append(b, "\"", 1) < 0 || xml_attr(b, "user", r->nick ? r->nick : "") < 0 ||
+	    xml_attr(b, "uid", uid) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* <d p="time,mode,size,color,ts,0,uid,id" user="nick">text</d>: ts in unix seconds. */
+static int xml_chat(struct buf *b, const struct export_row *r, int64_t base_ms, int64_t mode,
+                    int64_t size, int64_t color, const char *id)
+{
+	if (buf_append_str(b, "<d p=\"") < 0 || rel_time(b, r->ts, base_ms) < 0 ||
+	    buf_printf(b, ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",0,%" PRId64 ",%s\"",
+	               mode, size, color, r->ts / 1000, r->has_uid ? r->uid : 0, id) < 0 ||
+	    xml_attr(b, "user", r->nick ? r->nick : "") < 0 || buf_append(b, ">", 1) < 0)
+		return -ENOMEM;
+	const char *t = r->text ? r->text : "";
+	if (export_xml_escape(b, t, strlen(t), false) < 0 || buf_append_str(b, "</d>\n") < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static int xml_gift(struct buf *b, const struct export_row *r, int64_t base_ms)
+{
+	char name[64], uid[24];
+	const char *gift = r->gift_name;
+	if (!gift || !*gift) {
+		/* A gift without a name: name it by its id so that it still reads as a gift. */
+		snprintf(name, sizeof(name), "gift %s", r->gift_id ? r->gift_id : "?");
+		gift = name;
+	}
+	const char *count = text_int_str(r->gift_count, 0, INT64_MAX, &(int64_t){0})
+	                        ? r->gift_count
+	                        : "1";
+	snprintf(uid, sizeof(uid), "%" PRId64, r->has_uid ? r->uid : 0);
+	if (buf_append_str(b, "<gift ts=\"") < 0 || rel_time(b, r->ts, base_ms) < 0 ||
+	    buf_append(b, "\"", 1) < 0 || xml_attr(b, "giftname", gift) < 0 ||
+	    xml_attr(b, "giftcount", count) < 0 || xml_attr(b, "uid", uid) < 0 ||
+	    xml_attr(b, "user", r->nick ? r->nick : "") < 0 || buf_append_str(b, "/>\n") < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* The id field of a Bilibili <d>: its id_str when that is plain alphanumerics (it goes into a
+ * comma-separated attribute), else the row id. */
+static const char *chat_id(const struct export_row *r, char *buf, size_t cap)
+{
+	const char *c = r->cid;
+	size_t n = c ? strlen(c) : 0;
+	bool ok = n > 0 && n < cap;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = (c[i] >= '0' && c[i] <= '9') || (c[i] >= 'a' && c[i] <= 'z') ||
+		     (c[i] >= 'A' && c[i] <= 'Z');
+	if (ok)
+		return c;
+	snprintf(buf, cap, "%" PRId64, r->id);
+	return buf;
+}
+
+static int xml_bilibili(struct buf *b, const struct export_row *r, int64_t base_ms)
 {
 	const char *type = r->type ? r->type : "";
-	int64_t uid = r->has_uid ? r->uid : 0;
-	if (strcmp(type, "chatmsg") == 0) {
-		/* p = time, mode 1 (scrolling), size 25, colour, send time (unix s), pool 0, uid,
-		 * id (our row id: unique and numeric, as players expect). */
-		if (buf_append_str(b, "<d p=\"") < 0 || rel_time(b, r->ts, base_ms) < 0 ||
-		    buf_printf(b, ",1,25,%" PRIu32 ",%" PRId64 ",0,%" PRId64 ",%" PRId64 "\"",
-		               export_douyu_color(r->col), r->ts / 1000, uid, r->id) < 0 ||
-		    xml_attr(b, "user", r->nick ? r->nick : "") < 0 || buf_append(b, ">", 1) < 0)
-			return -ENOMEM;
+	if (strcmp(type, "DANMU_MSG") == 0) {
+		char id[72];
+		return xml_chat(b, r, base_ms, int_or(r->mode, 1, 9, 1), int_or(r->size, 1, 999, 25),
+		                int_or(r->color, 0, 0xffffff, 0xffffff), chat_id(r, id, sizeof(id)));
+	}
+	if (strcmp(type, "SEND_GIFT") == 0 || strcmp(type, "SEND_GIFT_V2") == 0)
+		return xml_gift(b, r, base_ms);
+	if (strcmp(type, "SUPER_CHAT_MESSAGE") == 0) {
+		/* price in CNY and time in seconds, as BililiveRecorder writes them. */
 		const char *t = r->text ? r->text : "";
-		if (export_xml_escape(b, t, strlen(t), false) < 0 || buf_append_str(b, "</d>\n") < 0)
+		if (xml_who(b, "sc", r, base_ms) < 0 ||
+		    buf_printf(b, " price=\"%" PRId64 "\" time=\"%" PRId64 "\">",
+		               int_or(r->price, 0, INT64_MAX, 0),
+		               int_or(r->duration, 0, INT64_MAX, 0)) < 0 ||
+		    export_xml_escape(b, t, strlen(t), false) < 0 || buf_append_str(b, "</sc>\n") < 0)
 			return -ENOMEM;
 		return 0;
 	}
-	if (strcmp(type, "dgb") == 0) {
-		char name[64];
-		const char *gift = r->gift_name;
-		if (!gift || !*gift) {
-			/* A dgb without gfn: name it by its id so that it still reads as a gift. */
-			snprintf(name, sizeof(name), "gift %s", r->gift_id ? r->gift_id : "?");
-			gift = name;
-		}
-		const char *count = text_int_str(r->gift_count, 0, INT64_MAX, &(int64_t){0})
-		                        ? r->gift_count
-		                        : "1";
-		char uid_s[24];
-		snprintf(uid_s, sizeof(uid_s), "%" PRId64, uid);
-		if (buf_append_str(b, "<gift ts=\"") < 0 || rel_time(b, r->ts, base_ms) < 0 ||
-		    buf_append(b, "\"", 1) < 0 || xml_attr(b, "giftname", gift) < 0 ||
-		    xml_attr(b, "giftcount", count) < 0 || xml_attr(b, "uid", uid_s) < 0 ||
-		    xml_attr(b, "user", r->nick ? r->nick : "") < 0 || buf_append_str(b, "/>\n") < 0)
+	if (strcmp(type, "GUARD_BUY") == 0) {
+		if (xml_who(b, "guard", r, base_ms) < 0 ||
+		    buf_printf(b, " level=\"%" PRId64 "\" count=\"%" PRId64 "\"/>\n",
+		               int_or(r->guard_level, 0, 9, 0),
+		               int_or(r->gift_count, 0, INT64_MAX, 1)) < 0)
 			return -ENOMEM;
 	}
+	return 0;
+}
+
+int export_xml_row(struct buf *b, const struct export_row *r, int64_t base_ms)
+{
+	if (r->platform && strcmp(r->platform, "douyu") != 0)
+		return strcmp(r->platform, "bilibili") == 0 ? xml_bilibili(b, r, base_ms) : 0;
+	const char *type = r->type ? r->type : "";
+	if (strcmp(type, "chatmsg") == 0) {
+		/* mode 1 (scrolling), size 25, Douyu's colour; id: our row id (unique and numeric,
+		 * as players expect). */
+		char id[24];
+		snprintf(id, sizeof(id), "%" PRId64, r->id);
+		return xml_chat(b, r, base_ms, 1, 25, export_douyu_color(r->col), id);
+	}
+	if (strcmp(type, "dgb") == 0)
+		return xml_gift(b, r, base_ms);
 	return 0;
 }
 
@@ -246,26 +346,34 @@ static bool json_line_safe(const char *s)
 	return true;
 }
 
+/* ,"key":v with v nested when it is one clean line of JSON, else as a string (or null). */
+static int json_key_nested(struct buf *b, const char *key, const char *v, bool is_json)
+{
+	if (v && is_json && json_line_safe(v))
+		return buf_printf(b, ",\"%s\":%s", key, v);
+	return json_key_str(b, key, v);
+}
+
 int export_json_row(struct buf *b, const struct export_row *r)
 {
-	if (buf_printf(b, "{\"id\":%" PRId64 ",\"room_id\":%" PRId64 ",\"ts\":%" PRId64, r->id,
-	               r->room_id, r->ts) < 0 ||
+	if (buf_printf(b, "{\"id\":%" PRId64, r->id) < 0 ||
+	    json_key_str(b, "platform", r->platform ? r->platform : "douyu") < 0 ||
+	    buf_printf(b, ",\"room_id\":%" PRId64 ",\"ts\":%" PRId64, r->room_id, r->ts) < 0 ||
 	    json_key_str(b, "type", r->type ? r->type : "") < 0 ||
 	    json_key_int(b, "uid", r->has_uid, r->uid) < 0 || json_key_str(b, "nick", r->nick) < 0 ||
 	    json_key_int(b, "level", r->has_level, r->level) < 0 ||
 	    json_key_str(b, "text", r->text) < 0 || json_key_str(b, "cid", r->cid) < 0 ||
 	    json_key_int(b, "session_id", r->has_session, r->session_id) < 0)
 		return -ENOMEM;
-	/* The data column is written by the store as a JSON object, and the query hands it over
-	 * minified (json()); a database edited by hand may hold anything, and SQLite's JSON
+	/* data and decoded are written by the store as JSON objects, and the query hands them
+	 * over minified (json()); a database edited by hand may hold anything, and SQLite's JSON
 	 * accepts bytes that are not UTF-8. Whatever cannot be nested as one clean line of JSON
 	 * is given as a string instead, so that every message stays exactly one line. */
-	int rc;
-	if (r->data && r->data_json && json_line_safe(r->data))
-		rc = buf_printf(b, ",\"data\":%s}\n", r->data);
-	else if ((rc = json_key_str(b, "data", r->data)) == 0)
-		rc = buf_append_str(b, "}\n");
-	return rc < 0 ? -ENOMEM : 0;
+	if (json_key_nested(b, "data", r->data, r->data_json) < 0 ||
+	    json_key_nested(b, "decoded", r->decoded, r->decoded_json) < 0 ||
+	    buf_append_str(b, "}\n") < 0)
+		return -ENOMEM;
+	return 0;
 }
 
 /* ---- the commands ---- */
@@ -274,7 +382,10 @@ enum export_format { FMT_NONE, FMT_XML, FMT_NDJSON };
 
 struct export_req {
 	const char *db, *out;
+	const char *room_arg; /* --room as given, for messages */
+	char platform[16];    /* as given ("" for a bare id), then the room's */
 	int64_t room, from, to;
+	int64_t short_id;     /* rooms.short_id, 0 when none */
 	bool has_room, has_from, has_to;
 	enum export_format format;
 };
@@ -303,11 +414,15 @@ static int parse_args(int argc, char **argv, struct export_req *req)
 			req->db = optarg;
 			break;
 		case 'r': {
-			if (!text_int_str(optarg, 1, CONF_MAX_ROOM_ID, &req->room)) {
-				fprintf(stderr, "danmakud export: --room: expected a room id, got '%s'\n",
+			if (export_parse_room(optarg, req->platform, sizeof(req->platform),
+			                      &req->room) < 0) {
+				fprintf(stderr,
+				        "danmakud export: --room: expected ID, douyu:ID or bilibili:ID, "
+				        "got '%s'\n",
 				        optarg);
 				return 2;
 			}
+			req->room_arg = optarg;
 			req->has_room = true;
 			break;
 		}
@@ -394,38 +509,118 @@ static void fmt_local(char *dst, size_t cap, int64_t ms)
 		snprintf(dst, cap, "%" PRId64, ms);
 }
 
-/* 0 when the room has a rooms row; else prints what rooms there are and returns 1. */
-static int check_room(sqlite3 *db, const struct export_req *req)
+/* A v3 database has messages.platform; an older one must be upgraded by a writer first. */
+static int check_schema(sqlite3 *db, const char *path)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, "SELECT label FROM rooms WHERE room_id = ?1", -1, &st, NULL) !=
-	    SQLITE_OK) {
+	int64_t has = 0, version = 0;
+	if (sqlite3_prepare_v2(db,
+	                       "SELECT (SELECT count(*) FROM pragma_table_info('messages') WHERE "
+	                       "name IN ('platform', 'decoded')), (SELECT user_version FROM "
+	                       "pragma_user_version)",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		fprintf(stderr, "danmakud export: %s: %s\n", path, sqlite3_errmsg(db));
+		return 1;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		has = sqlite3_column_int64(st, 0);
+		version = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (has == 2)
+		return 0;
+	fprintf(stderr,
+	        "danmakud export: %s: schema version %" PRId64 " is older than this danmakud's "
+	        "(%d): start the recorder on it once (it upgrades the database in place), then "
+	        "export\n",
+	        path, version, STORE_SCHEMA_VERSION);
+	return 1;
+}
+
+/* "douyu:9999, bilibili:5050, ..." (the first 10) into list. */
+static void list_rooms(sqlite3 *db, const char *sql, int64_t id, char *list, size_t cap)
+{
+	sqlite3_stmt *st;
+	size_t o = 0;
+	int n = 0;
+	list[0] = '\0';
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_int64(st, 1, id);
+	while (sqlite3_step(st) == SQLITE_ROW && o + 64 < cap) {
+		if (n == 10) {
+			snprintf(list + o, cap - o, ", ...");
+			break;
+		}
+		o += (size_t)snprintf(list + o, cap - o, "%s%.16s:%lld", n ? ", " : "",
+		                      (const char *)sqlite3_column_text(st, 0),
+		                      (long long)sqlite3_column_int64(st, 1));
+		n++;
+	}
+	sqlite3_finalize(st);
+}
+
+/*
+ * Find the room: PLATFORM:ID is that platform's room_id, or for a platform with short ids
+ * (Bilibili) its short_id; a bare ID is whichever room has that id (or short id) when exactly
+ * one does. On success req names the platform and the real room id. Else prints why (the
+ * rooms there, or the candidates) and returns 1.
+ */
+static int resolve_room(sqlite3 *db, struct export_req *req)
+{
+	static const char sql[] =
+		"SELECT platform, room_id, coalesce(short_id, 0) FROM rooms "
+		"WHERE (room_id = ?1 OR short_id = ?1) AND (?2 = '' OR platform = ?2) "
+		"ORDER BY room_id <> ?1, platform = 'bilibili', platform";
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
 		fprintf(stderr, "danmakud export: %s: %s\n", req->db, sqlite3_errmsg(db));
 		return 1;
 	}
 	sqlite3_bind_int64(st, 1, req->room);
-	int rc = sqlite3_step(st);
+	sqlite3_bind_text(st, 2, req->platform, -1, SQLITE_STATIC);
+	int n = 0, rc;
+	bool exact = false;
+	char found[16] = "";
+	int64_t room = 0, short_id = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		/* PLATFORM:ID: its own room id wins over another room's short id (ordered first). */
+		bool is_exact = sqlite3_column_int64(st, 1) == req->room;
+		if (n && req->platform[0] && exact && !is_exact)
+			break;
+		if (n++ == 0) {
+			snprintf(found, sizeof(found), "%s", (const char *)sqlite3_column_text(st, 0));
+			room = sqlite3_column_int64(st, 1);
+			short_id = sqlite3_column_int64(st, 2);
+			exact = is_exact;
+		}
+	}
 	sqlite3_finalize(st);
-	if (rc == SQLITE_ROW)
-		return 0;
-	if (rc != SQLITE_DONE) {
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
 		fprintf(stderr, "danmakud export: %s: %s\n", req->db, sqlite3_errmsg(db));
 		return 1;
 	}
-	char list[256] = "";
-	size_t o = 0;
-	int n = 0;
-	if (sqlite3_prepare_v2(db, "SELECT room_id FROM rooms ORDER BY room_id LIMIT 11", -1, &st,
-	                       NULL) == SQLITE_OK) {
-		while (sqlite3_step(st) == SQLITE_ROW && o < sizeof(list) - 24) {
-			o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", n ? ", " : "",
-			                      n == 10 ? "..." : (const char *)sqlite3_column_text(st, 0));
-			n++;
-		}
-		sqlite3_finalize(st);
+	char list[512];
+	if (n == 1) {
+		snprintf(req->platform, sizeof(req->platform), "%s", found);
+		req->room = room;
+		req->short_id = short_id;
+		return 0;
 	}
-	fprintf(stderr, "danmakud export: room %" PRId64 " is not in %s (rooms there: %s)\n",
-	        req->room, req->db, n ? list : "none");
+	if (n == 0) {
+		list_rooms(db, "SELECT platform, room_id FROM rooms ORDER BY platform, room_id", 0,
+		           list, sizeof(list));
+		fprintf(stderr, "danmakud export: room %s is not in %s (rooms there: %s)\n",
+		        req->room_arg, req->db, list[0] ? list : "none");
+		return 1;
+	}
+	list_rooms(db,
+	           "SELECT platform, room_id FROM rooms WHERE room_id = ?1 OR short_id = ?1 "
+	           "ORDER BY platform, room_id",
+	           req->room, list, sizeof(list));
+	fprintf(stderr,
+	        "danmakud export: room %s is ambiguous in %s: %s (name one as PLATFORM:ID)\n",
+	        req->room_arg, req->db, list);
 	return 1;
 }
 
@@ -447,31 +642,68 @@ static void read_row(sqlite3_stmt *st, enum export_format f, struct export_row *
 	r->has_level = sqlite3_column_type(st, 6) != SQLITE_NULL;
 	r->level = sqlite3_column_int64(st, 6);
 	r->text = col_text(st, 7);
+	r->platform = col_text(st, 8);
+	r->cid = col_text(st, 9);
 	if (f == FMT_XML) {
-		r->col = col_text(st, 8);
-		r->gift_name = col_text(st, 9);
-		r->gift_id = col_text(st, 10);
-		r->gift_count = col_text(st, 11);
+		const char **x[] = {&r->col,  &r->gift_name, &r->gift_id,  &r->gift_count,
+		                    &r->mode, &r->size,      &r->color,    &r->price,
+		                    &r->duration, &r->guard_level};
+		for (int i = 0; i < 10; i++)
+			*x[i] = col_text(st, 10 + i);
 	} else {
-		r->cid = col_text(st, 8);
-		r->has_session = sqlite3_column_type(st, 9) != SQLITE_NULL;
-		r->session_id = sqlite3_column_int64(st, 9);
-		r->data = col_text(st, 10);
-		r->data_json = sqlite3_column_int(st, 11) == 1;
+		r->has_session = sqlite3_column_type(st, 10) != SQLITE_NULL;
+		r->session_id = sqlite3_column_int64(st, 10);
+		r->data = col_text(st, 11);
+		r->data_json = sqlite3_column_int(st, 12) == 1;
+		r->decoded = col_text(st, 13);
+		r->decoded_json = sqlite3_column_int(st, 14) == 1;
 	}
 }
 
+/*
+ * The XML rows: the types export_xml_row writes, with what each element takes from data (or
+ * decoded) as text. j and dj are data and decoded when they are JSON (a database edited by
+ * hand may hold anything, and json_extract on anything else would end the export with an
+ * error). A Bilibili gift sent both as SEND_GIFT and SEND_GIFT_V2 is written once, as the
+ * gifts view counts it (the SEND_GIFT row).
+ */
 /* clang-format off */
 static const char sql_xml[] =
-	"SELECT id, room_id, ts, type, uid, nick, level, text, json_extract(data, '$.col'),"
-	"       json_extract(data, '$.gfn'), json_extract(data, '$.gfid'),"
-	"       json_extract(data, '$.gfcnt')"
-	"  FROM messages WHERE room_id = ?1 AND ts >= ?2 AND ts < ?3"
-	"   AND type IN ('chatmsg', 'dgb') ORDER BY ts, id";
+	"SELECT id, room_id, ts, type, uid, nick, level, text, platform, cid,"
+	"       json_extract(j, '$.col'),"
+	"       CASE type WHEN 'dgb' THEN json_extract(j, '$.gfn')"
+	"                 WHEN 'SEND_GIFT_V2' THEN json_extract(dj, '$.gift_name')"
+	"                 ELSE json_extract(j, '$.data.giftName') END,"
+	"       CASE type WHEN 'dgb' THEN json_extract(j, '$.gfid')"
+	"                 WHEN 'SEND_GIFT_V2' THEN json_extract(dj, '$.gift_id')"
+	"                 ELSE json_extract(j, '$.data.giftId') END,"
+	"       CASE type WHEN 'dgb' THEN json_extract(j, '$.gfcnt')"
+	"                 WHEN 'SEND_GIFT_V2' THEN json_extract(dj, '$.num')"
+	"                 ELSE json_extract(j, '$.data.num') END,"
+	"       json_extract(j, '$.info[0][1]'), json_extract(j, '$.info[0][2]'),"
+	"       json_extract(j, '$.info[0][3]'),"
+	"       CAST(json_extract(j, '$.data.price') AS INTEGER),"
+	"       CAST(coalesce(json_extract(j, '$.data.time'), json_extract(j, '$.data.end_time')"
+	"                     - json_extract(j, '$.data.start_time')) AS INTEGER),"
+	"       json_extract(j, '$.data.guard_level')"
+	"  FROM (SELECT *, CASE WHEN json_valid(data) THEN data END AS j,"
+	"               CASE WHEN json_valid(decoded) THEN decoded END AS dj"
+	"        FROM messages m"
+	"        WHERE room_id = ?1 AND platform = ?4 AND ts >= ?2 AND ts < ?3"
+	"          AND type IN ('chatmsg', 'dgb', 'DANMU_MSG', 'SEND_GIFT', 'SEND_GIFT_V2',"
+	"                       'SUPER_CHAT_MESSAGE', 'GUARD_BUY')"
+	"          AND NOT (type = 'SEND_GIFT_V2' AND coalesce(json_valid(decoded), 0) AND EXISTS ("
+	"                 SELECT 1 FROM messages v1 WHERE v1.platform = m.platform"
+	"                   AND v1.room_id = m.room_id"
+	"                   AND v1.cid = 'SEND_GIFT:' || json_extract(m.decoded, '$.tid'))))"
+	"  ORDER BY ts, id";
 static const char sql_ndjson[] =
-	"SELECT id, room_id, ts, type, uid, nick, level, text, cid, session_id,"
-	"       CASE WHEN json_valid(data) THEN json(data) ELSE data END, json_valid(data)"
-	"  FROM messages WHERE room_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts, id";
+	"SELECT id, room_id, ts, type, uid, nick, level, text, platform, cid, session_id,"
+	"       CASE WHEN json_valid(data) THEN json(data) ELSE data END, json_valid(data),"
+	"       CASE WHEN json_valid(decoded) THEN json(decoded) ELSE decoded END,"
+	"       json_valid(decoded)"
+	"  FROM messages WHERE room_id = ?1 AND platform = ?4 AND ts >= ?2 AND ts < ?3"
+	"  ORDER BY ts, id";
 /* clang-format on */
 
 static int write_buf(FILE *out, struct buf *b)
@@ -481,23 +713,60 @@ static int write_buf(FILE *out, struct buf *b)
 	return rc;
 }
 
+/* ms as local ISO 8601 with milliseconds and offset, as BililiveRecorder's start_time. */
+static void fmt_iso(char *dst, size_t cap, int64_t ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	char date[32], zone[8];
+	if (!localtime_r(&t, &tm) || !strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm) ||
+	    strftime(zone, sizeof(zone), "%z", &tm) != 5) {
+		snprintf(dst, cap, "%" PRId64, ms);
+		return;
+	}
+	snprintf(dst, cap, "%s.%03d%.3s:%s", date, (int)(((ms % 1000) + 1000) % 1000), zone,
+	         zone + 3);
+}
+
 static int xml_header(struct buf *b, const struct export_req *req, const char *label,
                       int64_t base)
 {
-	char when[32];
+	bool bili = strcmp(req->platform, "bilibili") == 0;
+	char when[32], iso[48];
 	fmt_local(when, sizeof(when), base);
-	int rc = buf_printf(b,
-	                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<i>\n"
-	                    /* Nothing tag-like in the comment: DanmakuFactory scans for "<d"
-	                     * and "<gift" without knowing comments, and crashes on a fake one. */
-	                    "<!-- danmakud export of Douyu room %" PRId64 ": each d element is a "
-	                    "chat line, each gift element a gift; times are seconds after %s "
-	                    "local time -->\n"
-	                    "<chatserver>douyu</chatserver>\n<chatid>%" PRId64 "</chatid>\n"
-	                    "<mission>0</mission>\n<maxlimit>0</maxlimit>\n<state>0</state>\n"
-	                    "<real_name>0</real_name>\n<source>k-v</source>\n"
-	                    "<danmakud room_id=\"%" PRId64 "\" start_ms=\"%" PRId64 "\"",
-	                    req->room, when, req->room, req->room, base);
+	fmt_iso(iso, sizeof(iso), base);
+	int rc = buf_append_str(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<i>\n");
+	/* The element BililiveRecorder starts its files with; tools read the room and the start
+	 * time from it, and DanmakuFactory takes an sc price as CNY only when it finds it. */
+	if (rc == 0 && bili)
+		rc = buf_printf(b,
+		                "<BililiveRecorderRecordInfo roomid=\"%" PRId64 "\" shortid=\"%" PRId64
+		                "\"",
+		                req->room, req->short_id);
+	if (rc == 0 && bili)
+		rc = xml_attr(b, "name", label ? label : "");
+	if (rc == 0 && bili)
+		rc = xml_attr(b, "start_time", iso);
+	if (rc == 0 && bili)
+		rc = buf_append_str(b, "/>\n");
+	if (rc == 0)
+		rc = buf_printf(b,
+		                /* Nothing tag-like in the comment: DanmakuFactory scans for "<d"
+		                 * and "<gift" without knowing comments, and crashes on a fake one. */
+		                "<!-- danmakud export of %s room %" PRId64 ": each d element is a "
+		                "chat line, each gift element a gift%s; times are seconds after %s "
+		                "local time -->\n"
+		                "<chatserver>%s</chatserver>\n<chatid>%" PRId64 "</chatid>\n"
+		                "<mission>0</mission>\n<maxlimit>0</maxlimit>\n<state>0</state>\n"
+		                "<real_name>0</real_name>\n<source>k-v</source>\n"
+		                "<danmakud platform=\"%s\" room_id=\"%" PRId64 "\" start_ms=\"%" PRId64
+		                "\"",
+		                bili ? "Bilibili" : "Douyu", req->room,
+		                bili ? ", each sc a super chat, each guard a guard purchase" : "", when,
+		                bili ? "chat.bilibili.com" : "douyu", req->room, req->platform,
+		                req->room, base);
+	if (rc == 0 && req->short_id > 0)
+		rc = buf_printf(b, " short_id=\"%" PRId64 "\"", req->short_id);
 	if (rc == 0)
 		rc = xml_attr(b, "start_time", when);
 	if (rc == 0 && label)
@@ -512,9 +781,10 @@ static int run_export(sqlite3 *db, const struct export_req *req, FILE *out, cons
 {
 	char *label = NULL;
 	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(db, "SELECT label FROM rooms WHERE room_id = ?1", -1, &st, NULL) ==
-	    SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, req->room);
+	if (sqlite3_prepare_v2(db, "SELECT label FROM rooms WHERE platform = ?1 AND room_id = ?2", -1,
+	                       &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, req->platform, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, req->room);
 		if (sqlite3_step(st) == SQLITE_ROW && col_text(st, 0))
 			label = strdup(col_text(st, 0));
 		sqlite3_finalize(st);
@@ -530,7 +800,8 @@ static int run_export(sqlite3 *db, const struct export_req *req, FILE *out, cons
 	sqlite3_bind_int64(st, 1, req->room);
 	sqlite3_bind_int64(st, 2, req->has_from ? req->from : INT64_MIN);
 	sqlite3_bind_int64(st, 3, req->has_to ? req->to : INT64_MAX);
-	uint64_t n_chat = 0, n_gift = 0, n_rows = 0;
+	sqlite3_bind_text(st, 4, req->platform, -1, SQLITE_STATIC);
+	uint64_t n_chat = 0, n_gift = 0, n_sc = 0, n_guard = 0, n_rows = 0;
 	int64_t base = req->has_from ? req->from : 0;
 	int rc = sqlite3_step(st);
 	if (req->format == FMT_XML) {
@@ -546,8 +817,11 @@ static int run_export(sqlite3 *db, const struct export_req *req, FILE *out, cons
 		if (w < 0)
 			goto nomem;
 		n_rows++;
-		n_chat += r.type && strcmp(r.type, "chatmsg") == 0;
-		n_gift += r.type && strcmp(r.type, "dgb") == 0;
+		const char *t = r.type ? r.type : "";
+		n_chat += strcmp(t, "chatmsg") == 0 || strcmp(t, "DANMU_MSG") == 0;
+		n_gift += strcmp(t, "dgb") == 0 || strncmp(t, "SEND_GIFT", 9) == 0;
+		n_sc += strcmp(t, "SUPER_CHAT_MESSAGE") == 0;
+		n_guard += strcmp(t, "GUARD_BUY") == 0;
 		if (b.len >= 1 << 16 && write_buf(out, &b) < 0)
 			goto write_error;
 	}
@@ -559,12 +833,16 @@ static int run_export(sqlite3 *db, const struct export_req *req, FILE *out, cons
 		goto nomem;
 	if (write_buf(out, &b) < 0 || fflush(out) != 0)
 		goto write_error;
-	if (req->format == FMT_XML)
-		fprintf(stderr, "danmakud export: room %" PRId64 ": %" PRIu64 " chat lines, %" PRIu64
-		        " gifts written to %s\n", req->room, n_chat, n_gift, out_name);
+	if (req->format == FMT_XML && strcmp(req->platform, "bilibili") == 0)
+		fprintf(stderr, "danmakud export: %s room %" PRId64 ": %" PRIu64 " chat lines, %" PRIu64
+		        " gifts, %" PRIu64 " super chats, %" PRIu64 " guards written to %s\n",
+		        req->platform, req->room, n_chat, n_gift, n_sc, n_guard, out_name);
+	else if (req->format == FMT_XML)
+		fprintf(stderr, "danmakud export: %s room %" PRId64 ": %" PRIu64 " chat lines, %" PRIu64
+		        " gifts written to %s\n", req->platform, req->room, n_chat, n_gift, out_name);
 	else
-		fprintf(stderr, "danmakud export: room %" PRId64 ": %" PRIu64
-		        " messages written to %s\n", req->room, n_rows, out_name);
+		fprintf(stderr, "danmakud export: %s room %" PRId64 ": %" PRIu64
+		        " messages written to %s\n", req->platform, req->room, n_rows, out_name);
 	ret = 0;
 	goto out;
 
@@ -621,7 +899,9 @@ int export_main(int argc, char **argv)
 	sqlite3 *db;
 	if (open_existing("export", req.db, SQLITE_OPEN_READONLY, &db))
 		return 1;
-	int ret = check_room(db, &req);
+	int ret = check_schema(db, req.db);
+	if (ret == 0)
+		ret = resolve_room(db, &req);
 	if (ret)
 		goto out;
 	FILE *out = stdout;

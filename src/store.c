@@ -7,8 +7,9 @@
  * COMMIT succeeded, so a locked, full or failing database keeps every queued row for the next
  * attempt; only the memory bound (max_queue_bytes) drops messages, and it counts them.
  * Schema version 2 adds the views people query (README "Asking the database") and the indexes
- * behind them; the optional full-text index (FTS5 trigram, kept in sync by triggers) is added
- * or dropped at open as store_options.fts asks.
+ * behind them; version 3 puts the platform (Douyu, Bilibili) into every identity and every
+ * view. The optional full-text index (FTS5 trigram, kept in sync by triggers) is added or
+ * dropped at open as store_options.fts asks.
  */
 #include "store.h"
 
@@ -214,12 +215,296 @@ static const char schema_views_v2b[] =
 	"        LEFT JOIN sessions cur ON cur.id = (\n"
 	"          SELECT sessions.id FROM sessions WHERE sessions.room_id = rooms.room_id\n"
 	"          ORDER BY sessions.started_at DESC, sessions.id DESC LIMIT 1));\n";
+
+/*
+ * Version 3: the platform becomes part of every identity, so that Douyu room 9999 and Bilibili
+ * room 9999 never mix. rooms is rebuilt (its room_id was the INTEGER PRIMARY KEY; now the key
+ * is (platform, room_id)); sessions and messages get the column by a cheap ADD COLUMN (no row
+ * is rewritten: rows stored before read the default 'douyu'), and their CREATE text is then
+ * given the comments of v3 (schema_comments_v3). The cid unique index takes the platform.
+ * sessions_room_platform_started leads with room_id so that a question about one room id
+ * (without its platform) still reaches it. messages_live replaces messages_rss: one partial
+ * index over both platforms' live status rows keeps the live view a single SELECT, which SQLite
+ * can flatten into any query (a UNION ALL view cannot take a "room_id IN (SELECT ...)" filter).
+ * The views are dropped first, so that nothing refers to rooms while it is renamed.
+ */
+static const char schema_tables_v3[] =
+	"DROP VIEW chat;\n"
+	"DROP VIEW gifts;\n"
+	"DROP VIEW live;\n"
+	"DROP VIEW gaps;\n"
+	"DROP VIEW daily;\n"
+	"DROP VIEW room_stats;\n"
+	"ALTER TABLE rooms RENAME TO rooms_v2;\n"
+	"CREATE TABLE rooms (\n"
+	"  room_id   INTEGER NOT NULL,      -- the platform's room id (Bilibili: the real one)\n"
+	"  label     TEXT,                  -- optional name from the config\n"
+	"  added_at  INTEGER NOT NULL,\n"
+	"  platform  TEXT NOT NULL DEFAULT 'douyu', -- douyu (douyu.com/<room_id>) | bilibili "
+	"(live.bilibili.com/<room_id>)\n"
+	"  short_id  INTEGER,               -- Bilibili short id (live.bilibili.com/<short_id>), "
+	"when the room has one\n"
+	"  PRIMARY KEY (platform, room_id)\n"
+	");\n"
+	"INSERT INTO rooms(room_id, label, added_at) SELECT room_id, label, added_at FROM rooms_v2;\n"
+	"DROP TABLE rooms_v2;\n"
+	"ALTER TABLE sessions ADD COLUMN platform TEXT NOT NULL DEFAULT 'douyu';\n"
+	"ALTER TABLE messages ADD COLUMN platform TEXT NOT NULL DEFAULT 'douyu';\n"
+	"ALTER TABLE messages ADD COLUMN decoded TEXT;\n"
+	"DROP INDEX messages_room_cid;\n"
+	"CREATE UNIQUE INDEX messages_platform_room_cid ON messages(platform, room_id, cid)\n"
+	"  WHERE cid IS NOT NULL;\n"
+	"DROP INDEX sessions_room_started;\n"
+	"CREATE INDEX sessions_room_platform_started ON sessions(room_id, platform, started_at);\n"
+	"DROP INDEX messages_rss;\n"
+	"CREATE INDEX messages_live ON messages(room_id, ts) WHERE type IN ('rss', 'LIVE', "
+	"'PREPARING');\n";
+
+/*
+ * The CREATE text of sessions and messages as v3 shows them (`.schema`): the columns that
+ * ADD COLUMN appended, written like the others, and the comments that now name both
+ * platforms. Exactly the columns, types, constraints and defaults that the ALTERs made
+ * (schema_comments_v3 checks it): only the text changes, never the stored rows.
+ */
+static const char sessions_sql_v3[] =
+	"CREATE TABLE sessions (            -- one row per connection that reached TCP-connected\n"
+	"  id          INTEGER PRIMARY KEY,\n"
+	"  room_id     INTEGER NOT NULL,\n"
+	"  server      TEXT NOT NULL,       -- e.g. wss://danmuproxy.douyu.com:8504/\n"
+	"  started_at  INTEGER NOT NULL,\n"
+	"  joined_at   INTEGER,             -- login accepted and group joined (Bilibili: auth "
+	"accepted)\n"
+	"  ended_at    INTEGER,             -- NULL while the session is live\n"
+	"  end_reason  TEXT,                -- shutdown | server closed | heartbeat timeout | "
+	"tls: ... | removed | ...\n"
+	"  messages    INTEGER NOT NULL DEFAULT 0,\n"
+	"  platform    TEXT NOT NULL DEFAULT 'douyu' -- douyu | bilibili\n"
+	")";
+static const char messages_sql_v3[] =
+	"CREATE TABLE messages (\n"
+	"  id          INTEGER PRIMARY KEY,\n"
+	"  room_id     INTEGER NOT NULL,\n"
+	"  ts          INTEGER NOT NULL,    -- when received\n"
+	"  type        TEXT NOT NULL,       -- the platform's message type: Douyu chatmsg, dgb, "
+	"uenter, ...;\n"
+	"                                   -- Bilibili the cmd without its \":...\" suffix "
+	"(DANMU_MSG, SEND_GIFT, ...; full cmd in data.cmd)\n"
+	"  uid         INTEGER,\n"
+	"  nick        TEXT,\n"
+	"  level       INTEGER,\n"
+	"  text        TEXT,                -- chat text for chat messages (and what a super chat, "
+	"toast, title change, ... says), else NULL\n"
+	"  cid         TEXT,                -- the platform's unique message id, when it has one\n"
+	"  session_id  INTEGER,\n"
+	"  data        TEXT NOT NULL,       -- every field of the message, as a JSON object, "
+	"lossless\n"
+	"  platform    TEXT NOT NULL DEFAULT 'douyu', -- douyu | bilibili\n"
+	"  decoded     TEXT                 -- JSON the platform decoded from a binary payload in "
+	"data (Bilibili protobuf), else NULL\n"
+	")";
+
+/* pragma_table_info of each table as the ALTERs left it: name type notnull default pk. */
+static const char sessions_columns_v3[] =
+	"id INTEGER 0 - 1,room_id INTEGER 1 - 0,server TEXT 1 - 0,started_at INTEGER 1 - 0,"
+	"joined_at INTEGER 0 - 0,ended_at INTEGER 0 - 0,end_reason TEXT 0 - 0,"
+	"messages INTEGER 1 0 0,platform TEXT 1 'douyu' 0";
+static const char messages_columns_v3[] =
+	"id INTEGER 0 - 1,room_id INTEGER 1 - 0,ts INTEGER 1 - 0,type TEXT 1 - 0,uid INTEGER 0 - 0,"
+	"nick TEXT 0 - 0,level INTEGER 0 - 0,text TEXT 0 - 0,cid TEXT 0 - 0,"
+	"session_id INTEGER 0 - 0,data TEXT 1 - 0,platform TEXT 1 'douyu' 0,decoded TEXT 0 - 0";
+
+/*
+ * The views of v3: each one has a platform column and covers both platforms, with the v2
+ * columns and meaning for Douyu. Each is one SELECT (CASE on the type where the platforms
+ * differ), so SQLite flattens it into the question and a filter on room_id, ts or uid reaches
+ * messages_room_ts, messages_live or messages_uid_ts as in v2. A type belongs to one platform
+ * (Douyu types are lower case, Bilibili cmds upper case); the views still check the pair.
+ *
+ * chat: Douyu chatmsg, Bilibili DANMU_MSG. robot as in v2 (Bilibili: 0). masked: a Bilibili
+ *   sender hidden from a guest connection (uid 0, name cut to one character and "***").
+ *   sent_at: Douyu cst as in v2; Bilibili info[0][4], already ms.
+ * gifts: Douyu dgb; Bilibili SEND_GIFT (data.data) and SEND_GIFT_V2 (one row per gift item, its
+ *   fields in decoded). Bilibili sends a gift both ways during its migration to V2: the
+ *   SEND_GIFT row counts and the SEND_GIFT_V2 item with the same tid is left out (found by
+ *   cid 'SEND_GIFT:<tid>' in the unique index); SEND_GIFT keeps the sender's uid where V2 has
+ *   hidden it from guests. value_cny: gold coins (金瓜子) are 1/1000 CNY, silver ones are free
+ *   (0); Douyu's dgb carries no price (NULL).
+ * superchats: Bilibili SUPER_CHAT_MESSAGE (price in CNY; the _JPN translation is a copy and
+ *   left out); Douyu comm_chatmsg with cprice > 0 (fen; a box notice has 0).
+ * live: Douyu rss as in v2; Bilibili LIVE (1) and PREPARING (0; replay when round = 1, the room
+ *   switched to its replay rotation).
+ */
+static const char schema_views_v3[] =
+	"CREATE VIEW chat AS\n"
+	"  SELECT datetime(ts / 1000, 'unixepoch', 'localtime') AS time,\n"
+	"         platform, room_id, uid, nick, level, text,\n"
+	"         platform = 'douyu' AND coalesce(json_extract(data, '$.dms'), '') = '' AS robot,\n"
+	"         platform = 'bilibili' AND coalesce(uid = 0 AND nick LIKE '%***', 0) AS masked,\n"
+	"         CASE WHEN platform = 'bilibili'\n"
+	"              THEN CAST(json_extract(data, '$.info[0][4]') AS INTEGER)\n"
+	"              WHEN CAST(json_extract(data, '$.cst') AS INTEGER) < 100000000000\n"
+	"              THEN CAST(json_extract(data, '$.cst') AS INTEGER) * 1000\n"
+	"              ELSE CAST(json_extract(data, '$.cst') AS INTEGER) END AS sent_at,\n"
+	"         ts, id, session_id\n"
+	"  FROM messages\n"
+	"  WHERE type IN ('chatmsg', 'DANMU_MSG')\n"
+	"    AND platform = CASE type WHEN 'chatmsg' THEN 'douyu' ELSE 'bilibili' END;\n"
+	"CREATE VIEW gifts AS\n"
+	"  SELECT datetime(ts / 1000, 'unixepoch', 'localtime') AS time,\n"
+	"         platform, room_id, uid, nick,\n"
+	"         CAST(CASE type WHEN 'dgb' THEN json_extract(data, '$.gfid')\n"
+	"                        WHEN 'SEND_GIFT' THEN json_extract(data, '$.data.giftId')\n"
+	"                        ELSE json_extract(decoded, '$.gift_id') END AS INTEGER) AS gift_id,\n"
+	"         CASE type WHEN 'dgb' THEN json_extract(data, '$.gfn')\n"
+	"                   WHEN 'SEND_GIFT' THEN json_extract(data, '$.data.giftName')\n"
+	"                   ELSE json_extract(decoded, '$.gift_name') END AS gift_name,\n"
+	"         coalesce(CAST(CASE type WHEN 'dgb' THEN json_extract(data, '$.gfcnt')\n"
+	"                                 WHEN 'SEND_GIFT' THEN json_extract(data, '$.data.num')\n"
+	"                                 ELSE json_extract(decoded, '$.num') END AS INTEGER), 1)\n"
+	"           AS count,\n"
+	"         CAST(json_extract(data, '$.hits') AS INTEGER) AS hits,\n"
+	"         json_extract(bili, '$.coin_type') AS coin_type,\n"
+	"         CASE json_extract(bili, '$.coin_type')\n"
+	"           WHEN 'gold' THEN coalesce(json_extract(bili, '$.total_coin'),\n"
+	"                                     json_extract(bili, '$.price') * json_extract(bili, "
+	"'$.num'))\n"
+	"                            / 1000.0\n"
+	"           WHEN 'silver' THEN 0.0 END AS value_cny,\n"
+	"         ts, id\n"
+	"  FROM (SELECT *, CASE type WHEN 'SEND_GIFT' THEN json_extract(data, '$.data')\n"
+	"                            WHEN 'SEND_GIFT_V2' THEN decoded END AS bili\n"
+	"        FROM messages m\n"
+	"        WHERE type IN ('dgb', 'SEND_GIFT', 'SEND_GIFT_V2')\n"
+	"          AND platform = CASE type WHEN 'dgb' THEN 'douyu' ELSE 'bilibili' END\n"
+	"          AND (type <> 'SEND_GIFT_V2' OR NOT EXISTS (\n"
+	"                 SELECT 1 FROM messages v1 WHERE v1.platform = 'bilibili'\n"
+	"                   AND v1.room_id = m.room_id\n"
+	"                   AND v1.cid = 'SEND_GIFT:' || json_extract(m.decoded, '$.tid'))));\n";
+
+/* Split only to keep each string literal under the 4095 bytes C99 promises. */
+static const char schema_views_v3b[] =
+	"CREATE VIEW superchats AS\n"
+	"  SELECT datetime(ts / 1000, 'unixepoch', 'localtime') AS time,\n"
+	"         platform, room_id,\n"
+	"         coalesce(uid, CAST(json_extract(data, '$.data.uid') AS INTEGER)) AS uid,\n"
+	"         coalesce(nick, json_extract(data, '$.data.user_info.uname')) AS nick,\n"
+	"         coalesce(text, json_extract(data, '$.data.message')) AS text,\n"
+	"         CASE type WHEN 'comm_chatmsg'\n"
+	"              THEN CAST(json_extract(data, '$.cprice') AS INTEGER) / 100.0\n"
+	"              ELSE CAST(json_extract(data, '$.data.price') AS REAL) END AS price_cny,\n"
+	"         CASE type WHEN 'comm_chatmsg' THEN CAST(json_extract(data, '$.cet') AS INTEGER)\n"
+	"              ELSE coalesce(CAST(json_extract(data, '$.data.time') AS INTEGER),\n"
+	"                            json_extract(data, '$.data.end_time')\n"
+	"                            - json_extract(data, '$.data.start_time')) END AS duration_s,\n"
+	"         ts, id\n"
+	"  FROM messages\n"
+	"  WHERE type IN ('comm_chatmsg', 'SUPER_CHAT_MESSAGE')\n"
+	"    AND platform = CASE type WHEN 'comm_chatmsg' THEN 'douyu' ELSE 'bilibili' END\n"
+	"    AND (type <> 'comm_chatmsg' OR CAST(json_extract(data, '$.cprice') AS INTEGER) > 0);\n"
+	"CREATE VIEW live AS\n"
+	"  SELECT datetime(ts / 1000, 'unixepoch', 'localtime') AS time,\n"
+	"         platform, room_id,\n"
+	"         CASE type WHEN 'rss' THEN CAST(json_extract(data, '$.ss') AS INTEGER)\n"
+	"                   ELSE type = 'LIVE' END AS live,\n"
+	"         CASE type WHEN 'rss' THEN coalesce(CAST(json_extract(data, '$.ivl') AS INTEGER), 0)\n"
+	"                   ELSE type = 'PREPARING'\n"
+	"                        AND coalesce(CAST(json_extract(data, '$.round') AS INTEGER), 0) = 1\n"
+	"                   END AS replay,\n"
+	"         ts, id\n"
+	"  FROM messages\n"
+	"  WHERE type IN ('rss', 'LIVE', 'PREPARING')\n"
+	"    AND platform = CASE type WHEN 'rss' THEN 'douyu' ELSE 'bilibili' END;\n"
+	"CREATE VIEW gaps AS\n"
+	"  WITH s AS (\n"
+	"    SELECT platform, room_id, joined_at, ended_at, end_reason,\n"
+	"           lead(joined_at) OVER (PARTITION BY platform, room_id ORDER BY joined_at, id)\n"
+	"             AS next_join\n"
+	"    FROM sessions WHERE joined_at IS NOT NULL\n"
+	"  ), e AS (\n"
+	"    SELECT platform, room_id, joined_at, end_reason,\n"
+	"           coalesce(ended_at, max(joined_at, coalesce(\n"
+	"             (SELECT messages.ts FROM messages WHERE messages.room_id = s.room_id\n"
+	"                AND messages.platform = s.platform\n"
+	"                AND messages.ts < s.next_join ORDER BY messages.ts DESC LIMIT 1),\n"
+	"             joined_at))) AS end_at\n"
+	"    FROM s\n"
+	"  ), r AS (\n"
+	"    SELECT platform, room_id, joined_at,\n"
+	"           max(end_at) OVER w AS prev_end,\n"
+	"           last_value(end_reason) OVER w AS reason\n"
+	"    FROM e\n"
+	"    WINDOW w AS (PARTITION BY platform, room_id ORDER BY joined_at\n"
+	"                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)\n"
+	"  )\n"
+	"  SELECT platform, room_id,\n"
+	"         datetime(prev_end / 1000, 'unixepoch', 'localtime') AS gap_from,\n"
+	"         datetime(joined_at / 1000, 'unixepoch', 'localtime') AS gap_to,\n"
+	"         (joined_at - prev_end) / 1000.0 AS seconds,\n"
+	"         reason, prev_end AS from_ts, joined_at AS to_ts\n"
+	"  FROM r WHERE joined_at > prev_end;\n";
+
+/*
+ * daily: chats and chatters count both platforms' chat types (every Bilibili guest-masked
+ * sender has uid 0: they count as one chatter), gifts the rows the gifts view gives.
+ */
+static const char schema_views_v3c[] =
+	"CREATE VIEW daily AS\n"
+	"  SELECT date(ts / 1000, 'unixepoch', 'localtime') AS day, platform, room_id,\n"
+	"         count(*) AS messages,\n"
+	"         sum(type IN ('chatmsg', 'DANMU_MSG')) AS chats,\n"
+	"         count(DISTINCT CASE WHEN type IN ('chatmsg', 'DANMU_MSG') THEN uid END) AS chatters,\n"
+	"         sum(CASE type WHEN 'dgb' THEN 1 WHEN 'SEND_GIFT' THEN 1\n"
+	"                       WHEN 'SEND_GIFT_V2' THEN NOT EXISTS (\n"
+	"                         SELECT 1 FROM messages v1 WHERE v1.platform = messages.platform\n"
+	"                           AND v1.room_id = messages.room_id\n"
+	"                           AND v1.cid = 'SEND_GIFT:' || json_extract(messages.decoded, "
+	"'$.tid'))\n"
+	"                       ELSE 0 END) AS gifts\n"
+	"  FROM messages GROUP BY platform, room_id, day;\n"
+	"CREATE VIEW room_stats AS\n"
+	"  SELECT platform, room_id, short_id, label, live, session_start, messages,\n"
+	"         datetime(last / 1000, 'unixepoch', 'localtime') AS last_message,\n"
+	"         strftime('%s', 'now') - last / 1000 AS silent_s,\n"
+	"         sessions, reconnects_24h\n"
+	"  FROM (SELECT rooms.platform, rooms.room_id, rooms.short_id, rooms.label,\n"
+	"               coalesce(cur.joined_at IS NOT NULL AND cur.ended_at IS NULL, 0) AS live,\n"
+	"               CASE WHEN cur.joined_at IS NOT NULL AND cur.ended_at IS NULL\n"
+	"                    THEN datetime(cur.joined_at / 1000, 'unixepoch', 'localtime') END\n"
+	"                 AS session_start,\n"
+	"               (SELECT coalesce(sum(sessions.messages), 0) FROM sessions\n"
+	"                WHERE sessions.room_id = rooms.room_id\n"
+	"                  AND sessions.platform = rooms.platform) AS messages,\n"
+	"               (SELECT messages.ts FROM messages WHERE messages.room_id = rooms.room_id\n"
+	"                  AND messages.platform = rooms.platform\n"
+	"                ORDER BY messages.ts DESC LIMIT 1) AS last,\n"
+	"               (SELECT count(*) FROM sessions WHERE sessions.room_id = rooms.room_id\n"
+	"                  AND sessions.platform = rooms.platform) AS sessions,\n"
+	"               (SELECT count(*) FROM sessions WHERE sessions.room_id = rooms.room_id\n"
+	"                  AND sessions.platform = rooms.platform\n"
+	"                  AND sessions.ended_at >= (strftime('%s', 'now') - 86400) * 1000\n"
+	"                  AND sessions.end_reason NOT IN ('shutdown', 'removed')) AS reconnects_24h\n"
+	"        FROM rooms\n"
+	"        LEFT JOIN sessions cur ON cur.id = (\n"
+	"          SELECT sessions.id FROM sessions WHERE sessions.room_id = rooms.room_id\n"
+	"            AND sessions.platform = rooms.platform\n"
+	"          ORDER BY sessions.started_at DESC, sessions.id DESC LIMIT 1));\n";
 /* clang-format on */
 
+struct store;
+static int schema_comments_v3(struct store *s);
+
+/* One step of a migration: SQL, or a function for what SQL alone cannot say. */
+struct migration_step {
+	const char *sql;
+	int (*fn)(struct store *s);
+};
+
 /* Each migration takes the database from version i to i + 1 (one transaction for all). */
-static const char *const migrations[STORE_SCHEMA_VERSION][3] = {
-    {schema_tables_v1, schema_views_v1, NULL},
-    {schema_indexes_v2, schema_views_v2, schema_views_v2b},
+static const struct migration_step migrations[STORE_SCHEMA_VERSION][5] = {
+    {{schema_tables_v1, NULL}, {schema_views_v1, NULL}},
+    {{schema_indexes_v2, NULL}, {schema_views_v2, NULL}, {schema_views_v2b, NULL}},
+    {{schema_tables_v3, NULL}, {NULL, schema_comments_v3}, {schema_views_v3, NULL},
+     {schema_views_v3b, NULL}, {schema_views_v3c, NULL}},
 };
 
 enum op_kind { OP_ROOM, OP_SESSION_BEGIN, OP_SESSION_JOINED, OP_SESSION_END, OP_MESSAGE };
@@ -233,7 +518,7 @@ struct op_str {
 struct op_msg {
 	int64_t room_id, ts, session_id, uid, level;
 	bool has_uid, has_level;
-	struct op_str type, nick, text, cid, data;
+	struct op_str platform, type, nick, text, cid, data, decoded;
 };
 
 /* One queued write: a single allocation, its strings copied after the fixed part. */
@@ -243,12 +528,12 @@ struct op {
 	enum op_kind kind;
 	union {
 		struct {
-			int64_t room_id, now;
-			struct op_str label;
+			int64_t room_id, short_id, now;
+			struct op_str platform, label;
 		} room;
 		struct {
 			int64_t id, room_id, ts;
-			struct op_str server;
+			struct op_str platform, server;
 		} begin;
 		struct {
 			int64_t id, ts;
@@ -279,15 +564,18 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_ROOM] = "INSERT INTO rooms(room_id, label, added_at) VALUES(?1, ?2, ?3) "
-                "ON CONFLICT(room_id) DO UPDATE SET label = coalesce(excluded.label, label)",
-    [ST_SESSION_BEGIN] = "INSERT INTO sessions(id, room_id, server, started_at) "
-                         "VALUES(?1, ?2, ?3, ?4)",
+    [ST_ROOM] = "INSERT INTO rooms(platform, room_id, short_id, label, added_at) "
+                "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(platform, room_id) DO UPDATE SET "
+                "label = coalesce(excluded.label, label), "
+                "short_id = coalesce(excluded.short_id, short_id)",
+    [ST_SESSION_BEGIN] = "INSERT INTO sessions(id, platform, room_id, server, started_at) "
+                         "VALUES(?1, ?2, ?3, ?4, ?5)",
     [ST_SESSION_JOINED] = "UPDATE sessions SET joined_at = ?2 WHERE id = ?1",
     [ST_SESSION_END] = "UPDATE sessions SET ended_at = ?2, end_reason = ?3 WHERE id = ?1",
     [ST_SESSION_COUNT] = "UPDATE sessions SET messages = messages + ?2 WHERE id = ?1",
     [ST_MESSAGE] = "INSERT OR IGNORE INTO messages(room_id, ts, type, uid, nick, level, text, "
-                   "cid, session_id, data) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                   "cid, session_id, data, platform, decoded) "
+                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
 };
 
 struct store {
@@ -350,7 +638,8 @@ int store_end_stale_sessions(struct store *s, const char *reason)
 	static const char sql[] =
 		"UPDATE sessions SET end_reason = ?1, ended_at = max(coalesce(joined_at, started_at), "
 		"coalesce((SELECT max(ts) FROM messages m WHERE m.room_id = sessions.room_id "
-		"AND m.ts >= sessions.started_at), 0)) WHERE ended_at IS NULL";
+		"AND m.platform = sessions.platform AND m.ts >= sessions.started_at), 0)) "
+		"WHERE ended_at IS NULL";
 	sqlite3_stmt *st;
 	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
@@ -410,6 +699,105 @@ static int set_pragmas(struct store *s, int busy_timeout_ms)
 	            "pragmas");
 }
 
+/* The columns of table as "name type notnull default pk,..." (pragma_table_info). */
+static int table_columns(struct store *s, const char *table, char *out, size_t n)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db,
+	                            "SELECT group_concat(name || ' ' || type || ' ' || \"notnull\" || "
+	                            "' ' || coalesce(dflt_value, '-') || ' ' || pk, ',') FROM "
+	                            "(SELECT * FROM pragma_table_info(?1) ORDER BY cid)",
+	                            -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_fail(s, rc, "read columns");
+	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	const unsigned char *t = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+	snprintf(out, n, "%s", t ? (const char *)t : "");
+	int ret = rc == SQLITE_ROW ? 0 : db_fail(s, rc, "read columns");
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/*
+ * Give sessions and messages the CREATE text of v3 (comments included), the way SQLite's
+ * documentation describes for changes that leave the stored rows as they are: write
+ * sqlite_schema.sql under writable_schema, then bump schema_version so that every connection
+ * reads it again. Only a table whose columns are exactly what the ALTERs of v3 made is
+ * rewritten (one altered by hand keeps its text), and its columns are compared again after the
+ * new text was read: any difference fails the migration, which rolls everything back.
+ */
+static int schema_comments_v3(struct store *s)
+{
+	static const struct {
+		const char *name, *sql, *columns;
+	} t[] = {
+		{"sessions", sessions_sql_v3, sessions_columns_v3},
+		{"messages", messages_sql_v3, messages_columns_v3},
+	};
+	char cols[1024], sql[96];
+	bool todo[2];
+	bool any = false;
+	for (size_t i = 0; i < 2; i++) {
+		int rc = table_columns(s, t[i].name, cols, sizeof(cols));
+		if (rc < 0)
+			return rc;
+		todo[i] = strcmp(cols, t[i].columns) == 0;
+		any |= todo[i];
+	}
+	if (!any)
+		return 0;
+	int64_t version;
+	int rc = query_int(s, "PRAGMA schema_version", &version);
+	if (rc < 0)
+		return rc;
+	/* A build of SQLite that is defensive by default refuses writes to sqlite_master even
+	 * under writable_schema: lift it for these statements only. */
+	int defensive = 0;
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, -1, &defensive);
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 0, (int *)NULL);
+	rc = exec(s, "PRAGMA writable_schema = ON", "schema comments");
+	for (size_t i = 0; i < 2 && rc == 0; i++) {
+		if (!todo[i])
+			continue;
+		sqlite3_stmt *st;
+		int r = sqlite3_prepare_v2(s->db,
+		                           "UPDATE sqlite_master SET sql = ?1 WHERE type = 'table' AND "
+		                           "name = ?2",
+		                           -1, &st, NULL);
+		if (r == SQLITE_OK) {
+			sqlite3_bind_text(st, 1, t[i].sql, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, t[i].name, -1, SQLITE_STATIC);
+			r = sqlite3_step(st);
+			r = r == SQLITE_DONE && sqlite3_changes(s->db) == 1 ? SQLITE_OK
+			    : r == SQLITE_DONE                             ? SQLITE_ERROR
+			                                                   : r;
+			sqlite3_finalize(st);
+		}
+		if (r != SQLITE_OK)
+			rc = db_fail(s, r, "schema comments");
+	}
+	int off = exec(s, "PRAGMA writable_schema = OFF", "schema comments");
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, defensive, (int *)NULL);
+	if (rc == 0)
+		rc = off;
+	if (rc < 0)
+		return rc;
+	snprintf(sql, sizeof(sql), "PRAGMA schema_version = %lld", (long long)version + 1);
+	rc = exec(s, sql, "schema comments");
+	for (size_t i = 0; i < 2 && rc == 0; i++) {
+		if (!todo[i])
+			continue;
+		rc = table_columns(s, t[i].name, cols, sizeof(cols));
+		if (rc == 0 && strcmp(cols, t[i].columns) != 0) {
+			snprintf(s->err, sizeof(s->err), "schema comments: %s changed its columns",
+			         t[i].name);
+			rc = -EIO;
+		}
+	}
+	return rc;
+}
+
 /*
  * Bring the schema to STORE_SCHEMA_VERSION. The version is read first without a lock, so an
  * up-to-date database is never write-locked at open; a migration re-reads it under BEGIN
@@ -439,9 +827,11 @@ static int migrate(struct store *s, bool *created)
 	*created = v == 0;
 	for (; v < STORE_SCHEMA_VERSION; v++) {
 		for (size_t i = 0; i < sizeof(migrations[v]) / sizeof(migrations[v][0]); i++) {
-			if (!migrations[v][i])
-				continue;
-			rc = exec(s, migrations[v][i], "create schema");
+			const struct migration_step *m = &migrations[v][i];
+			if (m->sql)
+				rc = exec(s, m->sql, "create schema");
+			else if (m->fn)
+				rc = m->fn(s);
 			if (rc < 0)
 				goto rollback;
 		}
@@ -688,17 +1078,17 @@ static int str_len(const char *p, size_t *len)
 int store_room(struct store *s, const char *platform, int64_t room_id, int64_t short_id,
 	       const char *label, int64_t now_ms)
 {
-	(void)platform; /* schema v3: next commit */
-	(void)short_id;
-	size_t len;
-	if (str_len(label, &len) < 0)
+	size_t plen, len;
+	if (!platform || str_len(platform, &plen) < 0 || str_len(label, &len) < 0)
 		return -EINVAL;
-	struct op *o = op_new(OP_ROOM, str_need(label, len));
+	struct op *o = op_new(OP_ROOM, str_need(platform, plen) + str_need(label, len));
 	if (!o)
 		return -ENOMEM;
 	char *cur = o->str;
 	o->u.room.room_id = room_id;
+	o->u.room.short_id = short_id;
 	o->u.room.now = now_ms;
+	str_put(&o->u.room.platform, &cur, platform, plen);
 	str_put(&o->u.room.label, &cur, label, len);
 	op_push(s, o);
 	return 0;
@@ -707,19 +1097,19 @@ int store_room(struct store *s, const char *platform, int64_t room_id, int64_t s
 int64_t store_session_begin(struct store *s, const char *platform, int64_t room_id,
 			    const char *server, int64_t ts)
 {
-	(void)platform; /* schema v3: next commit */
 	if (!server)
 		server = "";
-	size_t len;
-	if (str_len(server, &len) < 0)
+	size_t plen, len;
+	if (!platform || str_len(platform, &plen) < 0 || str_len(server, &len) < 0)
 		return -EINVAL;
-	struct op *o = op_new(OP_SESSION_BEGIN, str_need(server, len));
+	struct op *o = op_new(OP_SESSION_BEGIN, str_need(platform, plen) + str_need(server, len));
 	if (!o)
 		return -ENOMEM;
 	char *cur = o->str;
 	o->u.begin.id = s->next_session_id++;
 	o->u.begin.room_id = room_id;
 	o->u.begin.ts = ts;
+	str_put(&o->u.begin.platform, &cur, platform, plen);
 	str_put(&o->u.begin.server, &cur, server, len);
 	op_push(s, o);
 	return o->u.begin.id;
@@ -759,6 +1149,9 @@ int store_session_end(struct store *s, int64_t session_id, int64_t ts, const cha
 /* The hot path: one strlen per string, one malloc, one memcpy per string. */
 int store_append(struct store *s, const struct record *rec)
 {
+	if (!rec->platform)
+		return -EINVAL;
+	size_t platform_len = strlen(rec->platform);
 	const char *type = rec->type ? rec->type : "";
 	size_t type_len = strlen(type);
 	size_t nick_len = rec->nick ? strlen(rec->nick) : 0;
@@ -766,17 +1159,18 @@ int store_append(struct store *s, const struct record *rec)
 	size_t cid_len = rec->cid ? strlen(rec->cid) : 0;
 	const char *data = rec->data ? rec->data : "{}";
 	size_t data_len = rec->data ? rec->data_len : 2;
-	size_t strbytes = (type_len + 1) + str_need(rec->nick, nick_len) +
+	size_t decoded_len = rec->decoded ? rec->decoded_len : 0;
+	size_t strbytes = (platform_len + 1) + (type_len + 1) + str_need(rec->nick, nick_len) +
 	                  str_need(rec->text, text_len) + str_need(rec->cid, cid_len) +
-	                  (data_len + 1);
+	                  (data_len + 1) + str_need(rec->decoded, decoded_len);
 	size_t size = offsetof(struct op, str) + strbytes;
 	if (size > s->max_queue_bytes - s->stats.queued_bytes ||
 	    s->stats.queued_bytes > s->max_queue_bytes) {
 		s->stats.dropped++;
 		return -ENOBUFS;
 	}
-	if (type_len > INT_MAX || nick_len > INT_MAX || text_len > INT_MAX || cid_len > INT_MAX ||
-	    data_len > INT_MAX)
+	if (platform_len > INT_MAX || type_len > INT_MAX || nick_len > INT_MAX ||
+	    text_len > INT_MAX || cid_len > INT_MAX || data_len > INT_MAX || decoded_len > INT_MAX)
 		return -EINVAL;
 	struct op *o = op_new(OP_MESSAGE, strbytes);
 	if (!o)
@@ -790,11 +1184,13 @@ int store_append(struct store *s, const struct record *rec)
 	m->has_level = rec->has_level;
 	m->level = rec->level;
 	char *cur = o->str;
+	str_put(&m->platform, &cur, rec->platform, platform_len);
 	str_put(&m->type, &cur, type, type_len);
 	str_put(&m->nick, &cur, rec->nick, nick_len);
 	str_put(&m->text, &cur, rec->text, text_len);
 	str_put(&m->cid, &cur, rec->cid, cid_len);
 	str_put(&m->data, &cur, data, data_len);
+	str_put(&m->decoded, &cur, rec->decoded, decoded_len);
 	op_push(s, o);
 	return 0;
 }
@@ -822,16 +1218,20 @@ static sqlite3_stmt *bind_op(struct store *s, const struct op *o, int *rc)
 	switch (o->kind) {
 	case OP_ROOM:
 		st = s->st[ST_ROOM];
-		r |= sqlite3_bind_int64(st, 1, o->u.room.room_id);
-		r |= bind_str(st, 2, &o->u.room.label);
-		r |= sqlite3_bind_int64(st, 3, o->u.room.now);
+		r |= bind_str(st, 1, &o->u.room.platform);
+		r |= sqlite3_bind_int64(st, 2, o->u.room.room_id);
+		/* 0 or less: no short id (NULL keeps the one stored). */
+		r |= bind_opt_int(st, 3, o->u.room.short_id > 0, o->u.room.short_id);
+		r |= bind_str(st, 4, &o->u.room.label);
+		r |= sqlite3_bind_int64(st, 5, o->u.room.now);
 		break;
 	case OP_SESSION_BEGIN:
 		st = s->st[ST_SESSION_BEGIN];
 		r |= sqlite3_bind_int64(st, 1, o->u.begin.id);
-		r |= sqlite3_bind_int64(st, 2, o->u.begin.room_id);
-		r |= bind_str(st, 3, &o->u.begin.server);
-		r |= sqlite3_bind_int64(st, 4, o->u.begin.ts);
+		r |= bind_str(st, 2, &o->u.begin.platform);
+		r |= sqlite3_bind_int64(st, 3, o->u.begin.room_id);
+		r |= bind_str(st, 4, &o->u.begin.server);
+		r |= sqlite3_bind_int64(st, 5, o->u.begin.ts);
 		break;
 	case OP_SESSION_JOINED:
 		st = s->st[ST_SESSION_JOINED];
@@ -858,6 +1258,8 @@ static sqlite3_stmt *bind_op(struct store *s, const struct op *o, int *rc)
 		/* No session (its begin failed): NULL rather than a dangling id. */
 		r |= bind_opt_int(st, 9, m->session_id > 0, m->session_id);
 		r |= bind_str(st, 10, &m->data);
+		r |= bind_str(st, 11, &m->platform);
+		r |= bind_str(st, 12, &m->decoded);
 		break;
 	}
 	}

@@ -1,17 +1,21 @@
 /*
  * fuzz_export: libFuzzer target for the exporters' escaping (export_xml_row, export_json_row).
  * Input: byte 0 picks the row type (chatmsg, dgb, other) and which fields are NULL, bytes 1-8
- * the numbers; the rest is split at NUL bytes into nick, text, data, col, gift name, gift id,
- * gift count and cid, each arbitrary bytes (bad UTF-8, controls, markup). data goes through
- * SQLite's json_valid()/json() exactly as the NDJSON query hands it over.
+ * the numbers (the top bits of which pick a Bilibili row: DANMU_MSG, SEND_GIFT, SEND_GIFT_V2,
+ * SUPER_CHAT_MESSAGE, GUARD_BUY or another cmd); the rest is split at NUL bytes into nick,
+ * text, data, col, gift name, gift id, gift count, cid, mode, size, colour, price, duration,
+ * guard level and decoded, each arbitrary bytes (bad UTF-8, controls, markup). data and
+ * decoded go through SQLite's json_valid()/json() exactly as the NDJSON query hands them over.
  *
  * Checked with __builtin_trap():
  * - NDJSON: exactly one line, valid UTF-8, no control character but the final newline, and the
  *   line is one JSON object by a strict RFC 8259 checker written here.
- * - XML: one element (<d p=".." user="..">text</d> or <gift ts giftname giftcount uid user/>)
- *   and a newline; valid UTF-8 of XML 1.0 Chars only; no raw '<' or '&' outside markup (every
- *   '&' starts a known entity or a character reference); no raw '"', '<', tab, CR or LF inside
- *   an attribute value, no raw CR in text; the naive "<d " / "<gift " scan finds exactly that
+ * - XML: one element (<d p=".." user="..">text</d>, <gift ts giftname giftcount uid user/>,
+ *   <sc ts user uid price time>text</sc> or <guard ts user uid level count/>) and a newline;
+ *   valid UTF-8 of XML 1.0 Chars only; no raw '<' or '&' outside markup (every '&' starts a
+ *   known entity or a character reference); no raw '"', '<', tab, CR or LF inside an attribute
+ *   value, no raw CR in text; p has 8 fields of digits, '.', '-' (and letters in the last, a
+ *   Bilibili id_str); the naive "<d " / "<gift " / "<sc " / "<guard " scan finds exactly that
  *   element; and user and text, unescaped, equal the input with the characters XML forbids or
  *   discourages and the bytes that are not UTF-8 removed.
  */
@@ -21,6 +25,7 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -245,11 +250,63 @@ static size_t count(const char *s, size_t n, const char *needle)
 	return c;
 }
 
+/* The user attribute (at *p) and, for elements with text, the text, against the row. */
+static void check_user(const struct export_row *r, const char **p, const char *end)
+{
+	const char *v;
+	size_t vn;
+	struct buf got, want;
+	buf_init(&got);
+	buf_init(&want);
+	attr(p, end, "user", &v, &vn);
+	xml_unescape(&got, v, vn, true);
+	xml_expected(&want, r->nick ? r->nick : "");
+	check(got.len == want.len && memcmp(head(&got), head(&want), got.len) == 0);
+	buf_finish(&got);
+	buf_finish(&want);
+}
+
+/* From *p: ">text</tag>" up to end, the text against the row's. */
+static void check_text(const struct export_row *r, const char *p, const char *end, const char *tag)
+{
+	size_t tn = strlen(tag) + 3;
+	char close[16];
+	snprintf(close, sizeof(close), "</%s>", tag);
+	check(p < end && *p == '>');
+	p++;
+	check((size_t)(end - p) >= tn && memcmp(end - tn, close, tn) == 0);
+	struct buf got, want;
+	buf_init(&got);
+	buf_init(&want);
+	xml_unescape(&got, p, (size_t)(end - tn - p), false);
+	xml_expected(&want, r->text ? r->text : "");
+	check(got.len == want.len && memcmp(head(&got), head(&want), got.len) == 0);
+	buf_finish(&got);
+	buf_finish(&want);
+}
+
+/* An attribute whose value is a (signed) decimal number. */
+static void number_attr(const char **p, const char *end, const char *name)
+{
+	const char *v;
+	size_t vn;
+	attr(p, end, name, &v, &vn);
+	check(vn > 0);
+	for (size_t i = 0; i < vn; i++)
+		check(strchr("0123456789.-", v[i]) && v[i]);
+}
+
 static void check_xml(const struct export_row *r, const char *o, size_t n)
 {
 	const char *type = r->type ? r->type : "";
-	bool chat = strcmp(type, "chatmsg") == 0, gift = strcmp(type, "dgb") == 0;
-	if (!chat && !gift) {
+	bool bili = r->platform && strcmp(r->platform, "bilibili") == 0;
+	bool douyu = !r->platform || strcmp(r->platform, "douyu") == 0;
+	bool chat = (douyu && strcmp(type, "chatmsg") == 0) || (bili && strcmp(type, "DANMU_MSG") == 0);
+	bool gift = (douyu && strcmp(type, "dgb") == 0) ||
+	            (bili && (strcmp(type, "SEND_GIFT") == 0 || strcmp(type, "SEND_GIFT_V2") == 0));
+	bool sc = bili && strcmp(type, "SUPER_CHAT_MESSAGE") == 0;
+	bool guard = bili && strcmp(type, "GUARD_BUY") == 0;
+	if (!chat && !gift && !sc && !guard) {
 		check(n == 0);
 		return;
 	}
@@ -264,44 +321,52 @@ static void check_xml(const struct export_row *r, const char *o, size_t n)
 	check(n > 0 && o[n - 1] == '\n');
 	const char *end = o + n - 1, *p = o, *v;
 	size_t vn;
-	struct buf got, want;
-	buf_init(&got);
-	buf_init(&want);
-	check(count(o, n, "<d ") == chat && count(o, n, "<gift ") == gift);
+	check(count(o, n, "<d ") == chat && count(o, n, "<gift ") == gift &&
+	      count(o, n, "<sc ") == sc && count(o, n, "<guard ") == guard);
 	if (chat) {
 		check(strncmp(p, "<d", 2) == 0);
 		p += 2;
 		attr(&p, end, "p", &v, &vn);
-		for (size_t i = 0; i < vn; i++)
-			check(strchr("0123456789,.-", v[i]) && v[i]);
-		attr(&p, end, "user", &v, &vn);
-		xml_unescape(&got, v, vn, true);
-		xml_expected(&want, r->nick ? r->nick : "");
-		check(got.len == want.len && memcmp(head(&got), head(&want), got.len) == 0);
-		check(p < end && *p == '>');
-		p++;
-		check(end - p >= 4 && memcmp(end - 4, "</d>", 4) == 0);
-		buf_clear(&got);
-		buf_clear(&want);
-		xml_unescape(&got, p, (size_t)(end - 4 - p), false);
-		xml_expected(&want, r->text ? r->text : "");
-		check(got.len == want.len && memcmp(head(&got), head(&want), got.len) == 0);
-	} else {
+		size_t commas = 0;
+		for (size_t i = 0; i < vn; i++) {
+			char c = v[i];
+			commas += c == ',';
+			/* Letters only in the last field: a Bilibili id_str. */
+			check(c && (strchr("0123456789,.-", c) ||
+			            (commas == 7 && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))));
+		}
+		check(commas == 7);
+		check_user(r, &p, end);
+		check_text(r, p, end, "d");
+	} else if (gift) {
 		check(strncmp(p, "<gift", 5) == 0);
 		p += 5;
-		static const char *const names[] = {"ts", "giftname", "giftcount", "uid", "user"};
-		for (size_t k = 0; k < 5; k++) {
+		static const char *const names[] = {"ts", "giftname", "giftcount", "uid"};
+		struct buf got;
+		buf_init(&got);
+		for (size_t k = 0; k < 4; k++) {
 			attr(&p, end, names[k], &v, &vn);
 			buf_clear(&got);
 			xml_unescape(&got, v, vn, true);
 		}
-		buf_clear(&want);
-		xml_expected(&want, r->nick ? r->nick : "");
-		check(got.len == want.len && memcmp(head(&got), head(&want), got.len) == 0);
+		buf_finish(&got);
+		check_user(r, &p, end);
 		check(end - p == 2 && memcmp(p, "/>", 2) == 0);
+	} else {
+		const char *tag = sc ? "sc" : "guard";
+		size_t tl = strlen(tag);
+		check(p[0] == '<' && strncmp(p + 1, tag, tl) == 0);
+		p += 1 + tl;
+		number_attr(&p, end, "ts");
+		check_user(r, &p, end);
+		number_attr(&p, end, "uid");
+		number_attr(&p, end, sc ? "price" : "level");
+		number_attr(&p, end, sc ? "time" : "count");
+		if (sc)
+			check_text(r, p, end, "sc");
+		else
+			check(end - p == 2 && memcmp(p, "/>", 2) == 0);
 	}
-	buf_finish(&got);
-	buf_finish(&want);
 }
 
 static void check_json(const char *o, size_t n)
@@ -344,13 +409,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(copy != NULL);
 	memcpy(copy, data + 9, size - 9);
 	copy[size - 9] = '\0';
-	const char *field[8] = {0};
+	const char *field[15] = {0};
 	char *p = copy, *end = copy + (size - 9);
-	for (int i = 0; i < 8 && p <= end; i++) {
+	for (int i = 0; i < 15 && p <= end; i++) {
 		field[i] = p;
 		p += strlen(p) + 1;
 	}
 	static const char *const types[] = {"chatmsg", "dgb", "uenter", NULL};
+	static const char *const bili_types[] = {"DANMU_MSG",          "SEND_GIFT", "SEND_GIFT_V2",
+	                                         "SUPER_CHAT_MESSAGE", "GUARD_BUY", "INTERACT_WORD_V2",
+	                                         "chatmsg",            NULL};
+	uint64_t top = (uint64_t)num >> 56;
 	struct export_row r = {
 		.id = num,
 		.room_id = num ^ 0x5555,
@@ -369,7 +438,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.gift_id = (flags & 64) ? NULL : field[5],
 		.gift_count = field[6],
 		.cid = field[7],
+		.mode = field[8],
+		.size = field[9],
+		.color = field[10],
+		.price = field[11],
+		.duration = field[12],
+		.guard_level = field[13],
 	};
+	if (top & 0x80) {
+		r.platform = "bilibili";
+		r.type = bili_types[top & 7];
+	} else if (top & 0x40) {
+		r.platform = (top & 0x20) ? "douyu" : "other";
+	}
 	struct buf b;
 	buf_init(&b);
 	check(export_xml_row(&b, &r, (int64_t)(num >> 5) ^ 77) == 0);
@@ -391,6 +472,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		r.data = field[2];
 		r.data_json = true;
 	}
+	char *json_decoded = NULL;
+	if (field[14]) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, field[14], -1, SQLITE_STATIC);
+		check(sqlite3_step(st) == SQLITE_ROW);
+		const char *d = (const char *)sqlite3_column_text(st, 0);
+		json_decoded = d ? strdup(d) : NULL;
+		r.decoded_json = sqlite3_column_int(st, 1) == 1;
+		r.decoded = json_decoded;
+		sqlite3_reset(st);
+		if (flags & 128) {
+			/* A caller that claims JSON for arbitrary bytes must still get one line. */
+			r.decoded = field[14];
+			r.decoded_json = true;
+		}
+	}
 	check(export_json_row(&b, &r) == 0);
 	if (flags & 128) {
 		const char *o = head(&b);
@@ -400,6 +497,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	buf_finish(&b);
 	free(json_data);
+	free(json_decoded);
 	free(copy);
 	return 0;
 }

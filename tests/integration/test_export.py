@@ -1,12 +1,17 @@
 #!/usr/bin/python3
-"""danmakud export and danmakud fts on a database recorded through the mock (dataset.py).
+"""danmakud export and danmakud fts on a database recorded through the mock (dataset.py), with a
+Bilibili room added (dataset.add_bilibili).
 
 XML is parsed with xml.etree (a real XML parser) and every <d> and <gift> is checked against the
 database row: relative time, colour, send time, uid, id, user and text (with the characters XML
-1.0 forbids or discourages removed, computed here independently). NDJSON is parsed line by line
-with json. Errors: missing database (not created), unknown room, reversed range, bad options,
-no partial output file. Memory: exporting 40 times more rows must not grow the peak RSS by more
-than a few MB (rows are streamed). fts: status, off, on over the recorded rows.
+1.0 forbids or discourages removed, computed here independently); for Bilibili also the
+message's own mode, size and colour, id_str, <sc> and <guard>, the gift sent both as SEND_GIFT
+and SEND_GIFT_V2 written once, and the BililiveRecorderRecordInfo header. NDJSON is parsed line
+by line with json (platform and decoded included). --room: platform:id, a Bilibili short id, a
+bare id that one platform has, an ambiguous one (refused, both named). Errors: missing
+database (not created), unknown room, a database older than schema v3, reversed range, bad
+options, no partial output file. Memory: exporting 40 times more rows must not grow the peak
+RSS by more than a few MB (rows are streamed). fts: status, off, on over the recorded rows.
 """
 
 import json
@@ -48,6 +53,7 @@ def record(h):
         return last[1] >= 5
     harness.wait_until(settled, 20, 0.2)
     h.ck.eq(h.stop_danmakud(d), 0, 'danmakud exits 0 on SIGTERM')
+    dataset.add_bilibili(db, h.shared)
     return db
 
 
@@ -91,8 +97,9 @@ def check_xml(h, db, room, xml_bytes, base_ms, where='', params=()):
         ck.check(False, 'room %d: the XML parses' % room, str(e))
         return
     ck.eq(root.tag, 'i', 'room %d: the root element is <i>' % room)
-    rows = harness.db_rows(db, 'SELECT id, ts, type, uid, nick, text, data FROM messages WHERE room_id = ? '
-                               "AND type IN ('chatmsg', 'dgb') %s ORDER BY ts, id" % where, (room,) + tuple(params))
+    rows = harness.db_rows(db, "SELECT id, ts, type, uid, nick, text, data FROM messages WHERE platform = 'douyu' "
+                               "AND room_id = ? AND type IN ('chatmsg', 'dgb') %s ORDER BY ts, id" % where,
+                           (room,) + tuple(params))
     items = [e for e in root if e.tag in ('d', 'gift')]
     ck.eq([e.tag for e in items], ['d' if r[2] == 'chatmsg' else 'gift' for r in rows],
           'room %d: one <d> per chat line and one <gift> per gift, in time order (%d)' % (room, len(rows)))
@@ -122,6 +129,105 @@ def check_xml(h, db, room, xml_bytes, base_ms, where='', params=()):
     ck.check(not bad, 'room %d: every <d>/<gift> matches its row (time, colour, ts, uid, id, user, text)' % room,
              '\n'.join(bad))
     return items, colors
+
+
+def bilibili_expected(db, room):
+    """The elements a Bilibili export must hold, from the rows, computed here: [(tag, attrs, text)]."""
+    rows = harness.db_rows(db, "SELECT id, ts, type, uid, nick, text, cid, data, decoded FROM messages "
+                               "WHERE platform = 'bilibili' AND room_id = ? ORDER BY ts, id", (room,))
+    cids = {r[6] for r in rows if r[6]}
+    base = min(r[1] for r in rows if r[2] in ('DANMU_MSG', 'SEND_GIFT', 'SEND_GIFT_V2', 'SUPER_CHAT_MESSAGE',
+                                              'GUARD_BUY'))
+    out = []
+    for rid, ts, typ, uid, nick, text, cid, data, decoded in rows:
+        d = json.loads(data)
+        rel = '%d.%03d' % ((ts - base) // 1000, (ts - base) % 1000)
+        who = {'ts': rel, 'user': clean(nick), 'uid': str(uid or 0)}
+        if typ == 'DANMU_MSG':
+            m = d['info'][0]
+            p = [rel, str(m[1]), str(m[2]), str(m[3]), str(ts // 1000), '0', str(uid or 0), cid]
+            out.append(('d', {'p': ','.join(p), 'user': clean(nick)}, clean(text)))
+        elif typ in ('SEND_GIFT', 'SEND_GIFT_V2'):
+            g = d['data'] if typ == 'SEND_GIFT' else json.loads(decoded)
+            if typ == 'SEND_GIFT_V2' and 'SEND_GIFT:%s' % g['tid'] in cids:
+                continue
+            name = g['giftName'] if typ == 'SEND_GIFT' else g['gift_name']
+            out.append(('gift', {'ts': rel, 'giftname': name, 'giftcount': str(g['num']), 'uid': str(uid or 0),
+                                 'user': clean(nick)}, None))
+        elif typ == 'SUPER_CHAT_MESSAGE':
+            g = d['data']
+            dur = g.get('time', g['end_time'] - g['start_time'])
+            out.append(('sc', dict(who, price=str(g['price']), time=str(dur)), clean(text)))
+        elif typ == 'GUARD_BUY':
+            g = d['data']
+            out.append(('guard', dict(who, level=str(g['guard_level']), count=str(g['num'])), None))
+    return out, base
+
+
+def check_bilibili(h, db):
+    ck = h.ck
+    room = dataset.BILI_ROOM
+    rc, out, err = export(h, ['--db', db, '--room', 'bilibili:%d' % room, '--format', 'xml'])
+    ck.eq(rc, 0, 'bilibili: export xml exits 0')
+    try:
+        root = ET.fromstring(out)
+    except ET.ParseError as e:
+        ck.check(False, 'bilibili: the XML parses', str(e))
+        return
+    want, base = bilibili_expected(db, room)
+    got = [(e.tag, dict(e.attrib), e.text if e.tag in ('d', 'sc') else None)
+           for e in root if e.tag in ('d', 'gift', 'sc', 'guard')]
+    ck.eq(len(got), len(want), 'bilibili: one element per chat line, gift, super chat and guard (%d)' % len(want))
+    bad = ['got %r\nwant %r' % (g, w) for g, w in zip(got, want) if g != w]
+    ck.check(not bad, 'bilibili: every element matches its row (mode, size, colour, id_str, sc price and time, '
+             'guard level)', '\n'.join(bad[:5]))
+    tags = [t for t, _, _ in got]
+    ck.check({'d', 'gift', 'sc', 'guard'} <= set(tags), 'bilibili: d, gift, sc and guard all appear', tags)
+    ck.eq(sum(1 for t, a, _ in got if t == 'gift' and a['giftname'] == '小花花'), 1,
+          'bilibili: the gift sent as SEND_GIFT and SEND_GIFT_V2 is written once')
+    info = root.find('BililiveRecorderRecordInfo')
+    iso = time.strftime('%Y-%m-%dT%H:%M:%S', time.localtime(base // 1000)) + '.%03d+08:00' % (base % 1000)
+    ck.check(info is not None and info.get('roomid') == str(room) and info.get('shortid') == str(dataset.BILI_SHORT)
+             and info.get('name') == dataset.BILI_LABEL and info.get('start_time') == iso,
+             'bilibili: BililiveRecorderRecordInfo names the room, its short id, label and start time',
+             None if info is None else info.attrib)
+    ck.check(out.index(b'<BililiveRecorderRecordInfo') < 1000, 'bilibili: the record info is in the first 1000 bytes')
+    ck.check(re.search(r'\d+ chat lines, \d+ gifts, \d+ super chats, \d+ guards written', err), 'bilibili: a summary',
+             err)
+    # The same room by its short id, and by its bare ids (one platform has them).
+    for arg in ('bilibili:%d' % dataset.BILI_SHORT, str(room), str(dataset.BILI_SHORT)):
+        rc2, out2, err2 = export(h, ['--db', db, '--room', arg, '--format', 'xml'])
+        ck.check(rc2 == 0 and out2 == out, 'bilibili: --room %s is the same room' % arg, err2)
+    # NDJSON: platform and decoded, nested.
+    rc, out, _ = export(h, ['--db', db, '--room', 'bilibili:%d' % room, '--format', 'ndjson'])
+    lines = [json.loads(l) for l in out.decode('utf-8').splitlines()]
+    rows = harness.db_rows(db, "SELECT id, decoded FROM messages WHERE platform = 'bilibili' AND room_id = ? "
+                               'ORDER BY ts, id', (room,))
+    ck.check(rc == 0 and [l['id'] for l in lines] == [r[0] for r in rows]
+             and all(l['platform'] == 'bilibili' for l in lines)
+             and [l['decoded'] for l in lines] == [None if r[1] is None else json.loads(r[1]) for r in rows],
+             'bilibili: ndjson has every row with platform and decoded nested', lines[:2])
+    ck.check(any(l['decoded'] for l in lines), 'bilibili: some rows have decoded')
+
+    # Room 9999 exists on both platforms: the bare id is refused with both named.
+    con = sqlite3.connect(db)
+    con.execute("INSERT INTO rooms(platform, room_id, added_at) VALUES ('bilibili', 9999, 0)")
+    con.commit()
+    con.close()
+    rc, _, err = export(h, ['--db', db, '--room', '9999', '--format', 'xml'])
+    ck.check(rc == 1 and 'douyu:9999' in err and 'bilibili:9999' in err and 'ambiguous' in err,
+             'a bare id two platforms have: exit 1, both named', err)
+    rc, out, _ = export(h, ['--db', db, '--room', 'douyu:9999', '--format', 'xml'])
+    ck.check(rc == 0 and b'<d ' in out, 'douyu:9999 still exports the Douyu room')
+    rc, out, err = export(h, ['--db', db, '--room', 'bilibili:9999', '--format', 'xml'])
+    ck.check(rc == 0 and b'<d ' not in out and '0 chat lines' in err, 'bilibili:9999 is the (empty) Bilibili room', err)
+    rc, _, err = export(h, ['--db', db, '--room', 'huya:9999', '--format', 'xml'])
+    ck.check(rc == 1 and 'not in' in err and 'bilibili:%d' % room in err, 'an unknown platform: exit 1, rooms listed',
+             err)
+    con = sqlite3.connect(db)
+    con.execute("DELETE FROM rooms WHERE platform = 'bilibili' AND room_id = 9999")
+    con.commit()
+    con.close()
 
 
 def body(h):
@@ -169,18 +275,23 @@ def body(h):
     nd = os.path.join(h.tmp, 'room.ndjson')
     rc, _, err = export(h, ['--db', db, '--room', '288016', '--format', 'ndjson', '-o', nd])
     ck.eq(rc, 0, 'export ndjson exits 0')
-    rows = harness.db_rows(db, 'SELECT id, room_id, ts, type, uid, nick, level, text, cid, session_id, data '
-                               'FROM messages WHERE room_id = 288016 ORDER BY ts, id')
+    rows = harness.db_rows(db, 'SELECT id, platform, room_id, ts, type, uid, nick, level, text, cid, session_id, '
+                               "data, decoded FROM messages WHERE platform = 'douyu' AND room_id = 288016 "
+                               'ORDER BY ts, id')
     got = []
     with open(nd, encoding='utf-8') as f:
         for line in f:
             got.append(json.loads(line))
-    keys = ['id', 'room_id', 'ts', 'type', 'uid', 'nick', 'level', 'text', 'cid', 'session_id', 'data']
-    want = [dict(zip(keys, r[:-1] + (json.loads(r[-1]),))) for r in rows]
+    keys = ['id', 'platform', 'room_id', 'ts', 'type', 'uid', 'nick', 'level', 'text', 'cid', 'session_id', 'data',
+            'decoded']
+    want = [dict(zip(keys, r[:-2] + (json.loads(r[-2]), r[-1]))) for r in rows]
     ck.eq(len(got), len(want), 'ndjson: one line per message of every type (%d)' % len(want))
     ck.check(got == want, 'ndjson: every field equals the row, data as a nested object',
              next(('got %r\nwant %r' % (g, w) for g, w in zip(got, want) if g != w), ''))
     ck.check({g['type'] for g in got} >= {'chatmsg', 'dgb', 'uenter', 'rss'}, 'ndjson has every type')
+    ck.eq(list(got[0]) if got else [], keys, 'ndjson: the keys, in order')
+
+    check_bilibili(h, db)
 
     # ---- errors
     missing = os.path.join(h.tmp, 'nope.db')
@@ -200,13 +311,28 @@ def body(h):
         ck.check(rc == 2 and err, '%s: exit 2 with a message' % what, (rc, err))
     rc, _, err = export(h, ['--db', db, '--format', 'xml'])
     ck.check(rc == 2 and '--room is required' in err, 'missing --room: exit 2', err)
+    for bad in ('douyu:', 'Douyu:9999', 'douyu:x', ':9999', '0'):
+        rc, _, err = export(h, ['--db', db, '--room', bad, '--format', 'xml'])
+        ck.check(rc == 2 and 'douyu:ID' in err, '--room %s: exit 2 with what is expected' % bad, err)
+    # A database an older danmakud wrote (schema v2): refused with how to upgrade, not changed.
+    old = os.path.join(h.tmp, 'v2.db')
+    con = sqlite3.connect(old)
+    con.executescript('CREATE TABLE rooms (room_id INTEGER PRIMARY KEY, label TEXT, added_at INTEGER NOT NULL);'
+                      'CREATE TABLE messages (id INTEGER PRIMARY KEY, room_id INTEGER NOT NULL, ts INTEGER NOT NULL,'
+                      ' type TEXT NOT NULL, data TEXT NOT NULL);'
+                      "INSERT INTO rooms VALUES (9999, NULL, 0); PRAGMA user_version = 2;")
+    con.close()
+    rc, _, err = export(h, ['--db', old, '--room', '9999', '--format', 'xml'])
+    ck.check(rc == 1 and 'schema version 2 is older' in err and 'start the recorder' in err
+             and harness.db_scalar(old, 'PRAGMA user_version') == 2,
+             'a schema-v2 database: exit 1, says how to upgrade, left as it was', err)
 
     # ---- constant memory: 40x the rows, about the same peak RSS
     big = os.path.join(h.tmp, 'big.db')
     con = sqlite3.connect(big)
     con.executescript(harness.db_rows(db, "SELECT group_concat(sql, ';') FROM sqlite_master WHERE name IN "
                                           "('rooms', 'messages') AND sql IS NOT NULL")[0][0] + ';')
-    con.execute('INSERT INTO rooms VALUES (1, NULL, 0)')
+    con.execute('INSERT INTO rooms(room_id, added_at) VALUES (1, 0)')
     txt = '这是一条用来测试内存的弹幕' * 3
     data = json.dumps({'type': 'chatmsg', 'txt': txt, 'col': '2', 'pad': 'x' * 300}, ensure_ascii=False)
 

@@ -2,15 +2,17 @@
 """danmakud export against readers that are less forgiving than a real parser, and against a
 hostile filesystem (issue 10 section 3).
 
-- XML: DanmakuFactory finds elements by scanning for "<d" and "<gift" without understanding
-  comments (a "<d>" in the header comment made it dereference NULL). Here a scanner just as
-  naive checks that every "<d" and "<gift" anywhere in the file starts a complete element with
-  its p (or ts) and user attributes, one per exported row, after rows with tag-like nicks, texts
-  and a tag-like room label were added with sqlite3. The strict parser (xml.etree) still reads
-  every element back as the row (test_export.check_xml).
+- XML: DanmakuFactory finds elements by scanning for "<d", "<gift", "<sc" and "<guard" without
+  understanding comments (a "<d>" in the header comment made it dereference NULL). Here a
+  scanner just as naive checks that every one of them anywhere in the file starts a complete
+  element with its p (or ts) and user attributes, one per exported row, after rows with tag-like
+  nicks, texts and a tag-like room label were added with sqlite3, in a Douyu room and in a
+  Bilibili one (there also a tag-like id_str, a super chat and a guard with tag-like text,
+  numbers that are not numbers, data and decoded that are not JSON). The strict parser
+  (xml.etree) still reads every element back as the row (test_export.check_xml).
 - NDJSON: a reader that splits on b"\\n" and json.loads each line, after rows whose data holds
   newlines (pretty-printed JSON), invalid JSON, raw control characters and bytes that are not
-  UTF-8, and whose text and nick hold newlines, were added.
+  UTF-8, and whose text and nick hold newlines, were added; in the Bilibili room, decoded too.
 - -o OUT: a symbolic link planted at OUT.part is never followed (its target is unchanged, no
   output written through it), a stale OUT.part is refused with a hint, a write failure leaves
   neither OUT nor OUT.part, a symbolic link at OUT is replaced rather than written through, and
@@ -26,6 +28,7 @@ import sqlite3
 import subprocess
 import sys
 
+import dataset
 import harness
 import test_export as te
 
@@ -69,37 +72,91 @@ def add_hostile_rows(db, room):
     return ids
 
 
+def add_hostile_bilibili(db, room):
+    """The same for a Bilibili room: every element type with tag-like strings, numbers that are
+    not numbers, data and decoded that are not JSON. Returns the ids added."""
+    con = sqlite3.connect(db)
+    ts = con.execute("SELECT max(ts) FROM messages WHERE platform = 'bilibili' AND room_id = ?",
+                     (room,)).fetchone()[0] + 1
+    ids = []
+
+    def add(typ, nick, text, cid, data, decoded=None):
+        nonlocal ts
+        cur = con.execute("INSERT INTO messages(platform, room_id, ts, type, uid, nick, text, cid, data, decoded) "
+                          "VALUES ('bilibili', ?, ?, ?, 7, ?, ?, ?, ?, ?)",
+                          (room, ts, typ, nick, text, cid, data, decoded))
+        ids.append(cur.lastrowid)
+        ts += 1
+    info = [[0, '<d p="1">', 25, '1e3', 0], 't', [7, 'n']]
+    add('DANMU_MSG', HOSTILE_NICK, HOSTILE_TEXT, 'id,<d p="2">', json.dumps({'cmd': 'DANMU_MSG', 'info': info}))
+    add('DANMU_MSG', 'multi\nline\x07nick', 'text\nwith\r\nbreaks\x1b[31m', None, 'not json {')
+    add('SUPER_CHAT_MESSAGE', HOSTILE_NICK, HOSTILE_TEXT, 'SUPER_CHAT_MESSAGE:h1',
+        json.dumps({'cmd': 'SUPER_CHAT_MESSAGE', 'data': {'price': '<sc>', 'time': '60"'}}))
+    add('GUARD_BUY', HOSTILE_NICK, None, None,
+        json.dumps({'cmd': 'GUARD_BUY', 'data': {'guard_level': '<guard>', 'num': 'x'}}))
+    add('SEND_GIFT', HOSTILE_NICK, None, 'SEND_GIFT:h2',
+        json.dumps({'cmd': 'SEND_GIFT', 'data': {'giftName': '<gift ts="1" user="u"/>', 'num': 2, 'tid': 'h2'}}))
+    add('SEND_GIFT_V2', HOSTILE_NICK, None, 'SEND_GIFT_V2:h3:0', '{"cmd":"SEND_GIFT_V2"}', 'not json\n{')
+    add('SEND_GIFT_V2', HOSTILE_NICK, None, 'SEND_GIFT_V2:h4:0', '{"cmd":"SEND_GIFT_V2"}',
+        json.dumps({'gift_name': '<sc ts="0" user="x">y</sc>', 'num': 1, 'tid': 'h4', 'note': 'a\nb'}))
+    con.execute("UPDATE rooms SET label = ? WHERE platform = 'bilibili' AND room_id = ?", (HOSTILE_LABEL, room))
+    con.commit()
+    con.close()
+    return ids
+
+
 # ---- the naive scanner: what DanmakuFactory does, no notion of comments, CDATA or quoting
 ATTR = r'\s+([a-z_]+)="([^"<]*)"'
 D_ELEMENT = re.compile(r'<d((?:%s)*)\s*>([^<]*)</d>' % ATTR)
 GIFT_ELEMENT = re.compile(r'<gift((?:%s)*)\s*/>' % ATTR)
-STARTS = re.compile(r'<(d|gift)(?![A-Za-z0-9_:-])')
+SC_ELEMENT = re.compile(r'<sc((?:%s)*)\s*>([^<]*)</sc>' % ATTR)
+GUARD_ELEMENT = re.compile(r'<guard((?:%s)*)\s*/>' % ATTR)
+ELEMENTS = {'d': (D_ELEMENT, ('p', 'user')), 'gift': (GIFT_ELEMENT, ('ts', 'user')),
+            'sc': (SC_ELEMENT, ('ts', 'user', 'price', 'time')), 'guard': (GUARD_ELEMENT, ('ts', 'user', 'level'))}
+STARTS = re.compile(r'<(d|gift|sc|guard)(?![A-Za-z0-9_:-])')
 
 
 def naive_scan(text):
-    """Every "<d" and "<gift" in text as (tag, attrs) or (tag, None) when it is not a complete
-    element with p/ts and user attributes."""
+    """Every "<d", "<gift", "<sc" and "<guard" in text as (tag, attrs) or (tag, None) when it is
+    not a complete element with its attributes (p or ts, user, ...)."""
     found = []
     for m in STARTS.finditer(text):
         tag = m.group(1)
-        el = (D_ELEMENT if tag == 'd' else GIFT_ELEMENT).match(text, m.start())
+        pattern, need = ELEMENTS[tag]
+        el = pattern.match(text, m.start())
         attrs = dict(re.findall(ATTR, el.group(1))) if el else {}
-        need = ('p', 'user') if tag == 'd' else ('ts', 'user')
         found.append((tag, attrs if el and all(k in attrs for k in need) else None, m.start()))
     return found
 
 
-def check_xml_naive(h, db, room, out):
+XML_TAG = {'chatmsg': 'd', 'dgb': 'gift', 'DANMU_MSG': 'd', 'SEND_GIFT': 'gift', 'SEND_GIFT_V2': 'gift',
+           'SUPER_CHAT_MESSAGE': 'sc', 'GUARD_BUY': 'guard'}
+
+
+def check_xml_naive(h, db, room, out, platform='douyu'):
     ck = h.ck
     text = out.decode('utf-8')
     found = naive_scan(text)
     bad = [text[max(0, pos - 40):pos + 60] for tag, attrs, pos in found if attrs is None]
-    ck.check(not bad, 'room %d: every "<d" and "<gift" in the file starts a complete element with p/ts and user'
-             % room, '\n'.join(repr(b) for b in bad[:5]))
-    rows = harness.db_rows(db, "SELECT type FROM messages WHERE room_id = ? AND type IN ('chatmsg', 'dgb') "
-                               'ORDER BY ts, id', (room,))
-    ck.eq([t for t, _, _ in found], ['d' if r[0] == 'chatmsg' else 'gift' for r in rows],
-          'room %d: the naive scanner sees exactly one element per exported row (%d)' % (room, len(rows)))
+    ck.check(not bad, '%s room %d: every "<d", "<gift", "<sc" and "<guard" in the file starts a complete element'
+             % (platform, room), '\n'.join(repr(b) for b in bad[:5]))
+    types = ('chatmsg', 'dgb') if platform == 'douyu' else \
+        ('DANMU_MSG', 'SEND_GIFT', 'SEND_GIFT_V2', 'SUPER_CHAT_MESSAGE', 'GUARD_BUY')
+    rows = harness.db_rows(db, 'SELECT type, cid, decoded FROM messages WHERE platform = ? AND room_id = ? '
+                               'AND type IN (%s) ORDER BY ts, id' % ','.join('?' * len(types)),
+                           (platform, room) + types)
+    cids = {r[1] for r in rows if r[1]}
+
+    def counted(typ, decoded):
+        # A SEND_GIFT_V2 item whose SEND_GIFT is stored too is written once, as the SEND_GIFT.
+        try:
+            tid = json.loads(decoded)['tid'] if typ == 'SEND_GIFT_V2' else None
+        except (TypeError, ValueError, KeyError):
+            tid = None
+        return tid is None or 'SEND_GIFT:%s' % tid not in cids
+    want = [XML_TAG[t] for t, _, dec in rows if counted(t, dec)]
+    ck.eq([t for t, _, _ in found], want,
+          '%s room %d: the naive scanner sees exactly one element per exported row (%d)' % (platform, room, len(want)))
     comments = re.findall(r'<!--(.*?)-->', text, re.S)
     ck.check(comments and not any('<' in c or '>' in c for c in comments),
              'the comments hold no angle brackets', comments)
@@ -124,7 +181,7 @@ def check_ndjson_naive(h, db, room, path, hostile_ids):
         except ValueError as e:
             bad.append('line %d: %s: %r' % (i + 1, e, line[:120]))
     ck.check(not bad, 'ndjson: every line is one strict-UTF-8 JSON object', '\n'.join(bad[:5]))
-    n = harness.db_scalar(db, 'SELECT count(*) FROM messages WHERE room_id = ?', (room,))
+    n = harness.db_scalar(db, "SELECT count(*) FROM messages WHERE platform = 'douyu' AND room_id = ?", (room,))
     ck.eq(len(lines), n, 'ndjson: one line per stored row (%d)' % n)
     by_id = {o.get('id'): o for o in objs}
     got = [by_id.get(i) for i in hostile_ids]
@@ -225,6 +282,43 @@ def body(h):
     rc, _, err = te.export(h, ['--db', db, '--room', '9999', '--format', 'ndjson', '-o', nd])
     ck.eq(rc, 0, 'export ndjson exits 0')
     check_ndjson_naive(h, db, 9999, nd, hostile)
+
+    # Bilibili: the same for every element it has, and decoded in NDJSON.
+    room = dataset.BILI_ROOM
+    hostile = add_hostile_bilibili(db, room)
+    rc, out, err = te.export(h, ['--db', db, '--room', 'bilibili:%d' % room, '--format', 'xml'])
+    ck.check(rc == 0, 'bilibili: export xml exits 0', err)
+    check_xml_naive(h, db, room, out, 'bilibili')
+    try:
+        root = te.ET.fromstring(out)
+        els = [e for e in root if e.tag in ('d', 'sc', 'guard', 'gift')]
+        first = {e.tag: e for e in reversed(els)}
+        ok = (root.find('BililiveRecorderRecordInfo').get('name') == HOSTILE_LABEL
+              and any(e.tag == 'd' and e.get('user') == HOSTILE_NICK and e.text == te.clean(HOSTILE_TEXT)
+                      and e.get('p').split(',')[1:4] == ['1', '25', '16777215'] and len(e.get('p').split(',')) == 8
+                      for e in els)
+              and any(e.tag == 'sc' and e.get('price') == '0' and e.get('time') == '60' for e in els)
+              and any(e.tag == 'guard' and e.get('level') == '0' and e.get('count') == '1' for e in els)
+              and set(first) == {'d', 'sc', 'guard', 'gift'})
+    except (te.ET.ParseError, AttributeError) as e:
+        ok = str(e)
+    ck.check(ok is True, 'bilibili: the strict parser reads the hostile rows back: tag-like strings as text, '
+             'numbers that are not numbers as defaults, an id that is not alphanumeric replaced', ok)
+    nd = os.path.join(h.tmp, 'bili.ndjson')
+    rc, _, err = te.export(h, ['--db', db, '--room', 'bilibili:%d' % room, '--format', 'ndjson', '-o', nd])
+    with open(nd, 'rb') as f:
+        lines = f.read().split(b'\n')[:-1]
+    try:
+        objs = {o['id']: o for o in (json.loads(l.decode('utf-8')) for l in lines)}
+    except ValueError as e:
+        objs = {}
+        ck.check(False, 'bilibili ndjson: every line is JSON', str(e))
+    n = harness.db_scalar(db, "SELECT count(*) FROM messages WHERE platform = 'bilibili' AND room_id = ?", (room,))
+    ck.check(rc == 0 and len(lines) == n and all(i in objs for i in hostile),
+             'bilibili ndjson: one line per row, the hostile ones too (%d)' % n, err)
+    if all(i in objs for i in hostile):
+        ck.eq([objs[hostile[1]]['data'], objs[hostile[5]]['decoded'], objs[hostile[6]]['decoded']['note']],
+              ['not json {', 'not json\n{', 'a\nb'], 'bilibili ndjson: data and decoded nested or given as strings')
 
     check_output_file(h, db)
 

@@ -1,7 +1,8 @@
 /*
  * test_export: the pure pieces of the exporters: command-line times (unix s, unix ms, local
- * dates in a fixed non-UTC zone), the Douyu colour map, XML escaping with invalid characters
- * stripped, JSON strings, and whole XML and NDJSON rows compared byte for byte.
+ * dates in a fixed non-UTC zone), --room (platform:id or a bare id), the Douyu colour map, XML
+ * escaping with invalid characters stripped, JSON strings, and whole XML and NDJSON rows of
+ * both platforms compared byte for byte.
  */
 #include "export.h"
 
@@ -71,6 +72,34 @@ static void parse_time_local(void)
 	ASSERT_EQ(t_ms("2025-01-02"), INT64_C(1735776000000));
 	unsetenv("TZ");
 	tzset();
+}
+
+static void parse_room(void)
+{
+	char p[16];
+	int64_t id = -1;
+	ASSERT_EQ(export_parse_room("9999", p, sizeof(p), &id), 0);
+	ASSERT_STR_EQ(p, "");
+	ASSERT_EQ(id, 9999);
+	ASSERT_EQ(export_parse_room("douyu:288016", p, sizeof(p), &id), 0);
+	ASSERT_STR_EQ(p, "douyu");
+	ASSERT_EQ(id, 288016);
+	ASSERT_EQ(export_parse_room("bilibili:76", p, sizeof(p), &id), 0);
+	ASSERT_STR_EQ(p, "bilibili");
+	ASSERT_EQ(id, 76);
+	ASSERT_EQ(export_parse_room("bilibili:9007199254740992", p, sizeof(p), &id), 0); /* 2^53 */
+	static const char *const bad[] = {"",          "0",           ":5",          "douyu:",
+	                                  "douyu:0",   "douyu:-1",    "Douyu:5",     "dou yu:5",
+	                                  "douyu:5:6", "douyu: 5",    "5x",          "bilibili:5a",
+	                                  "a_b:5",     "bilibili:9007199254740993",
+	                                  "averyveryverylongplatform:5"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		id = -7;
+		if (export_parse_room(bad[i], p, sizeof(p), &id) != -EINVAL) {
+			printf("# accepted '%s'\n", bad[i]);
+			ASSERT(0);
+		}
+	}
 }
 
 static void colors(void)
@@ -192,6 +221,118 @@ static void xml_rows(void)
 	buf_clear(&b);
 	ASSERT_EQ(export_xml_row(&b, &u, 0), 0);
 	ASSERT_EQ(b.len, 0);
+	/* Douyu's types are Douyu's only: a Bilibili row typed chatmsg writes nothing. */
+	g.platform = "bilibili";
+	buf_clear(&b);
+	ASSERT_EQ(export_xml_row(&b, &g, 0), 0);
+	ASSERT_EQ(b.len, 0);
+	g.platform = "douyu";
+	ASSERT_EQ(export_xml_row(&b, &g, 0), 0);
+	ASSERT_GT(b.len, 0);
+	buf_finish(&b);
+}
+
+/* Bilibili: <d> with the message's own mode, size and colour and its id_str, <gift> from
+ * SEND_GIFT and SEND_GIFT_V2, <sc> and <guard> as BililiveRecorder writes them. */
+static void xml_rows_bilibili(void)
+{
+	struct buf b;
+	buf_init(&b);
+	struct export_row d = {0};
+	d.id = 40;
+	d.platform = "bilibili";
+	d.ts = INT64_C(1700000012345);
+	d.type = "DANMU_MSG";
+	d.has_uid = true;
+	d.uid = INT64_C(77777777771);
+	d.nick = "观众<1>";
+	d.text = "弹幕 & \x01";
+	d.cid = "757c46e2cd8f3ca67a193029986ab92a3089";
+	d.mode = "4";
+	d.size = "25";
+	d.color = "9920249";
+	ASSERT_EQ(export_xml_row(&b, &d, INT64_C(1700000000000)), 0);
+	ASSERT_STR_EQ(str(&b), "<d p=\"12.345,4,25,9920249,1700000012,0,77777777771,"
+	                       "757c46e2cd8f3ca67a193029986ab92a3089\" user=\"观众&lt;1&gt;\">弹幕 "
+	                       "&amp; </d>\n");
+	/* A masked guest (uid 0), fields missing or out of range, an id that is not plain
+	 * alphanumerics (it would add fields to p): defaults and the row id. */
+	d.uid = 0;
+	d.nick = "观***";
+	d.mode = NULL;
+	d.size = "x";
+	d.color = "16777216";
+	d.cid = "a,b";
+	buf_clear(&b);
+	ASSERT_EQ(export_xml_row(&b, &d, INT64_C(1700000012345)), 0);
+	ASSERT_STR_EQ(str(&b), "<d p=\"0.000,1,25,16777215,1700000012,0,0,40\" user=\"观***\">弹幕 "
+	                       "&amp; </d>\n");
+	d.cid = NULL;
+	buf_clear(&b);
+	ASSERT_EQ(export_xml_row(&b, &d, INT64_C(1700000012345)), 0);
+	ASSERT(strstr(str(&b), ",0,0,40\""));
+
+	struct export_row g = {0};
+	g.platform = "bilibili";
+	g.ts = INT64_C(1700000072000);
+	g.type = "SEND_GIFT_V2";
+	g.has_uid = true;
+	g.uid = 5;
+	g.nick = "five";
+	g.gift_name = "小花花";
+	g.gift_id = "31036";
+	g.gift_count = "2";
+	buf_clear(&b);
+	ASSERT_EQ(export_xml_row(&b, &g, INT64_C(1700000000000)), 0);
+	ASSERT_STR_EQ(str(&b), "<gift ts=\"72.000\" giftname=\"小花花\" giftcount=\"2\" uid=\"5\" "
+	                       "user=\"five\"/>\n");
+	g.type = "SEND_GIFT";
+	g.gift_name = NULL;
+	g.gift_count = NULL;
+	buf_clear(&b);
+	ASSERT_EQ(export_xml_row(&b, &g, INT64_C(1700000000000)), 0);
+	ASSERT_STR_EQ(str(&b), "<gift ts=\"72.000\" giftname=\"gift 31036\" giftcount=\"1\" "
+	                       "uid=\"5\" user=\"five\"/>\n");
+
+	struct export_row sc = {0};
+	sc.platform = "bilibili";
+	sc.ts = INT64_C(1700000001500);
+	sc.type = "SUPER_CHAT_MESSAGE";
+	sc.has_uid = true;
+	sc.uid = 7;
+	sc.nick = "\"sc\"";
+	sc.text = "<醒目留言>";
+	sc.price = "30";
+	sc.duration = "60";
+	buf_clear(&b);
+	ASSERT_EQ(export_xml_row(&b, &sc, INT64_C(1700000000000)), 0);
+	ASSERT_STR_EQ(str(&b), "<sc ts=\"1.500\" user=\"&quot;sc&quot;\" uid=\"7\" price=\"30\" "
+	                       "time=\"60\">&lt;醒目留言&gt;</sc>\n");
+
+	struct export_row gu = {0};
+	gu.platform = "bilibili";
+	gu.ts = INT64_C(1700000002000);
+	gu.type = "GUARD_BUY";
+	gu.has_uid = true;
+	gu.uid = 8;
+	gu.nick = "舰长";
+	gu.guard_level = "3";
+	gu.gift_count = "1";
+	buf_clear(&b);
+	ASSERT_EQ(export_xml_row(&b, &gu, INT64_C(1700000000000)), 0);
+	ASSERT_STR_EQ(str(&b), "<guard ts=\"2.000\" user=\"舰长\" uid=\"8\" level=\"3\" "
+	                       "count=\"1\"/>\n");
+
+	/* Other Bilibili types, and unknown platforms, write nothing. */
+	struct export_row o = {0};
+	o.platform = "bilibili";
+	o.type = "INTERACT_WORD_V2";
+	buf_clear(&b);
+	ASSERT_EQ(export_xml_row(&b, &o, 0), 0);
+	o.platform = "huya";
+	o.type = "chatmsg";
+	ASSERT_EQ(export_xml_row(&b, &o, 0), 0);
+	ASSERT_EQ(b.len, 0);
 	buf_finish(&b);
 }
 
@@ -205,10 +346,12 @@ static void json_rows(void)
 	r.data = "{\"type\":\"chatmsg\",\"txt\":\"x\"}";
 	r.data_json = true;
 	ASSERT_EQ(export_json_row(&b, &r), 0);
-	ASSERT_STR_EQ(str(&b), "{\"id\":17,\"room_id\":9999,\"ts\":1700000012345,\"type\":\"chatmsg\","
+	ASSERT_STR_EQ(str(&b), "{\"id\":17,\"platform\":\"douyu\",\"room_id\":9999,"
+	                       "\"ts\":1700000012345,\"type\":\"chatmsg\","
 	                       "\"uid\":46780819,\"nick\":\"观众<1>\",\"level\":24,"
 	                       "\"text\":\"前排 & \\u0001\\\"好\\\"\",\"cid\":\"a589\","
-	                       "\"session_id\":4,\"data\":{\"type\":\"chatmsg\",\"txt\":\"x\"}}\n");
+	                       "\"session_id\":4,\"data\":{\"type\":\"chatmsg\",\"txt\":\"x\"},"
+	                       "\"decoded\":null}\n");
 	/* NULLs as null; data that is not JSON becomes a string. */
 	struct export_row u = {0};
 	u.id = 1;
@@ -218,9 +361,32 @@ static void json_rows(void)
 	u.data = "not {json";
 	buf_clear(&b);
 	ASSERT_EQ(export_json_row(&b, &u), 0);
-	ASSERT_STR_EQ(str(&b), "{\"id\":1,\"room_id\":2,\"ts\":3,\"type\":\"uenter\",\"uid\":null,"
+	ASSERT_STR_EQ(str(&b), "{\"id\":1,\"platform\":\"douyu\",\"room_id\":2,\"ts\":3,"
+	                       "\"type\":\"uenter\",\"uid\":null,"
 	                       "\"nick\":null,\"level\":null,\"text\":null,\"cid\":null,"
-	                       "\"session_id\":null,\"data\":\"not {json\"}\n");
+	                       "\"session_id\":null,\"data\":\"not {json\",\"decoded\":null}\n");
+	/* Bilibili: the platform, decoded nested like data, or a string when it is not JSON. */
+	struct export_row v = {0};
+	v.id = 5;
+	v.platform = "bilibili";
+	v.room_id = 21452505;
+	v.ts = 6;
+	v.type = "SEND_GIFT_V2";
+	v.data = "{\"cmd\":\"SEND_GIFT_V2\"}";
+	v.data_json = true;
+	v.decoded = "{\"gift_id\":1,\"tid\":\"7\"}";
+	v.decoded_json = true;
+	buf_clear(&b);
+	ASSERT_EQ(export_json_row(&b, &v), 0);
+	ASSERT_STR_EQ(str(&b), "{\"id\":5,\"platform\":\"bilibili\",\"room_id\":21452505,\"ts\":6,"
+	                       "\"type\":\"SEND_GIFT_V2\",\"uid\":null,\"nick\":null,\"level\":null,"
+	                       "\"text\":null,\"cid\":null,\"session_id\":null,"
+	                       "\"data\":{\"cmd\":\"SEND_GIFT_V2\"},"
+	                       "\"decoded\":{\"gift_id\":1,\"tid\":\"7\"}}\n");
+	v.decoded = "{\"t\":\"a\nb\"}";
+	buf_clear(&b);
+	ASSERT_EQ(export_json_row(&b, &v), 0);
+	ASSERT(strstr(str(&b), ",\"decoded\":\"{\\\"t\\\":\\\"a\\nb\\\"}\"}\n"));
 	buf_finish(&b);
 }
 
@@ -228,9 +394,11 @@ int main(void)
 {
 	RUN(parse_time_unix);
 	RUN(parse_time_local);
+	RUN(parse_room);
 	RUN(colors);
 	RUN(xml_escaping);
 	RUN(xml_rows);
+	RUN(xml_rows_bilibili);
 	RUN(json_rows);
 	TEST_DONE();
 }
