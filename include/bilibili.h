@@ -19,8 +19,9 @@
 /* Largest accepted packet_len; a bigger one is a framing error. One websocket message (our
  * cap: 1 MiB) holds at least one packet, and raw TCP gets the same bound. */
 #define BILI_MAX_PACKET (1u << 20)
-/* Largest decompressed batch; a batch that would inflate past it is skipped. */
-#define BILI_MAX_INFLATED (4u << 20)
+/* Largest decompressed batch; a batch that would inflate past it is skipped, and no more than
+ * this is ever allocated for it (a power of two: the inflate buffer doubles up to it). */
+#define BILI_MAX_INFLATED (1u << 20)
 
 enum bili_op {
 	BILI_OP_HEARTBEAT = 2,

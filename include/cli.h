@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conf.h"
+
 #define CLI_MAX_SERVERS 64
 
 enum cli_action { CLI_RUN, CLI_HELP, CLI_VERSION, CLI_CHECK_CONFIG };
@@ -23,7 +25,7 @@ struct cli_opts {
 	int flush_ms;    /* -1: not given */
 	int heartbeat_s; /* -1: not given */
 	int verbosity;   /* -1 quiet, 0 default, 1 verbose */
-	int64_t *rooms;  /* heap, owned: free with cli_finish */
+	struct conf_room *rooms; /* heap, owned (labels NULL): free with cli_finish */
 	size_t n_rooms;
 };
 

@@ -19,9 +19,28 @@
 #define CONF_MAX_ROOMS 100000
 #define CONF_TOO_MANY_ROOMS "too many rooms (max %d)"
 
+struct platform;
+
+/* A room is (platform, id): `douyu:288016`, `bilibili:76`, or a bare number (Douyu). */
 struct conf_room {
-	int64_t id;
+	const struct platform *platform;
+	int64_t id;  /* as configured (a Bilibili short id stays short here) */
 	char *label; /* NULL when empty */
+};
+
+/* [bilibili]: where its HTTP API and fallback hosts are, and how to behave there. */
+struct conf_bilibili {
+	char *servers[CONF_MAX_SERVERS]; /* fallback hosts when getDanmuInfo fails */
+	size_t n_servers;
+	char *api;          /* NULL: https://api.bilibili.com */
+	char *live_api;     /* NULL: https://api.live.bilibili.com */
+	int transport;      /* -1: not set (wss); else enum server_scheme */
+	char *cookie_file;  /* NULL: guest */
+	char *user_agent;   /* NULL: the built-in browser UA */
+	int api_interval_ms; /* -1: not set (1000) */
+	int heartbeat_s;    /* -1: not set (30) */
+	int breaker_s;      /* -1: not set (120): how long an HTTP 412 stops every API call */
+	int protover;       /* -1: not set (3 brotli); 2 zlib */
 };
 
 struct conf {
@@ -37,6 +56,8 @@ struct conf {
 	char *servers[CONF_MAX_SERVERS];
 	size_t n_servers;
 	int heartbeat_s;      /* -1: not set */
+	/* [bilibili] */
+	struct conf_bilibili bili;
 	/* [rooms] */
 	struct conf_room *rooms;
 	size_t n_rooms;

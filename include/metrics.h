@@ -15,7 +15,7 @@
 
 /* One room, as the recorder sees it now. Strings are borrowed for the call. */
 struct metrics_room {
-	int64_t id;
+	const char *room;  /* room_name(): "288016", "bilibili:76" */
 	const char *label; /* NULL: none */
 	const char *state; /* room_state_name() */
 	bool live;

@@ -48,7 +48,8 @@ struct platform_env {
 	uv_loop_t *loop;
 	struct net_ctx *net;
 	struct tls_config *tls; /* for https:// API calls; NULL when the platform needs none */
-	const struct conf *conf; /* the platform's section; read at create and at reload */
+	const struct conf *conf; /* the platform's section (NULL: defaults); valid during
+				  * ctx_create only */
 };
 
 /*
@@ -61,6 +62,8 @@ struct platform_prepared {
 	struct server *servers;  /* where to connect, in order; NULL: the env's servers */
 	size_t n_servers;
 	void *params;            /* for session_create (token, buvid, uid ...) */
+	char *headers;           /* extra websocket Upgrade header lines ("Name: value\r\n"...),
+				  * NULL when none */
 	uint64_t refresh_after_ms; /* > 0: the session is degraded (e.g. no token); end it after
 				    * this long so that the next prepare can do better */
 	char note[160];          /* a remark for the log ("getDanmuInfo -352: default host, no
@@ -91,8 +94,10 @@ struct platform {
 			  size_t errlen);
 	/* Pending prepares must have been cancelled. Accepts NULL. */
 	void (*ctx_destroy)(struct platform_ctx *ctx);
-	/* The configuration changed (SIGHUP): re-read it. Returns 0 or -errno with err. */
-	int (*ctx_reload)(struct platform_ctx *ctx, char *err, size_t errlen);
+	/* The configuration changed (SIGHUP): take the new settings from conf (valid during
+	 * the call only). Returns 0 or -errno with err (the old settings stay). */
+	int (*ctx_reload)(struct platform_ctx *ctx, const struct conf *conf, char *err,
+			  size_t errlen);
 	/* A short state for STATUS= and the stats line ("412 circuit breaker open, 93 s left"),
 	 * NULL when there is nothing to say. */
 	const char *(*ctx_status)(struct platform_ctx *ctx);
@@ -137,5 +142,12 @@ extern const struct platform bilibili_platform;
 const struct platform *platform_find(const char *name, size_t n);
 /* Every platform, NULL-terminated; the first is the default of a bare room number. */
 extern const struct platform *const platforms[];
+#define PLATFORM_NAMES "douyu or bilibili"
+
+/*
+ * A room as the user writes it: "douyu:288016", "bilibili:76", or a bare "288016" (Douyu).
+ * The id is 1 .. 2^53. Returns 0, -ENOENT (the prefix names no platform) or -EINVAL.
+ */
+int platform_parse_room(const char *s, size_t n, const struct platform **p, int64_t *id);
 
 #endif

@@ -15,16 +15,18 @@
 
 #include "store.h"
 
+struct conf;
 struct conf_room;
 
 struct rec_options {
 	const char *db_path;
-	const char *const *servers; /* URLs; NULL/0: the platform's defaults */
+	const char *const *servers; /* Douyu URLs; NULL/0: the platform's defaults */
 	size_t n_servers;
 	const char *ca_file;        /* NULL: system bundle */
 	bool insecure;
 	unsigned flush_ms;
-	unsigned heartbeat_s;
+	unsigned heartbeat_s;       /* Douyu's */
+	const struct conf *conf;    /* the other platforms' sections ([bilibili]) */
 	const struct conf_room *rooms;
 	size_t n_rooms;
 	const char *metrics_file;     /* Prometheus text file; NULL: none */

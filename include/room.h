@@ -4,8 +4,11 @@
  * platform session) and the persistent state between attempts: backoff, counters, the server
  * rotation.
  *
- *   IDLE -> CONNECTING -> TLS_HANDSHAKE -> WS_UPGRADE -> JOINING -> LIVE
- *        (any failure) -> CLOSING -> BACKOFF -> CONNECTING ...      (stop) -> CLOSING -> freed
+ *   IDLE -> [PREPARING ->] CONNECTING -> TLS_HANDSHAKE -> WS_UPGRADE -> JOINING -> LIVE
+ *        (any failure) -> CLOSING -> BACKOFF -> [PREPARING ->] CONNECTING ...
+ *        (stop) -> CLOSING -> freed
+ * PREPARING is the platform's asynchronous prepare step (Bilibili: HTTP calls for the real
+ * room id and a token), when it has one; its result names the servers of the attempt.
  *
  * A room knows nothing of the recorder or the store: what it needs comes in a struct room_env
  * (shared by every room of a recorder, owned by the caller) and what it has to say goes out
@@ -35,6 +38,7 @@ struct room;
 
 enum room_state {
 	ROOM_IDLE,
+	ROOM_PREPARING,
 	ROOM_CONNECTING,
 	ROOM_TLS_HANDSHAKE,
 	ROOM_WS_UPGRADE,
@@ -69,9 +73,11 @@ struct room_env {
 	uv_loop_t *loop;                 /* backoff timers */
 	const struct room_transport *io;
 	struct net_ctx *net;
+	struct platform_ctx *pctx;       /* the platform's shared context, NULL when it has none */
 	struct tls_config *tls;          /* NULL when no server is wss:// */
 	bool insecure;                   /* TLS checks are off: warned on every connect */
-	const struct server *servers;    /* tried in turn, one per attempt */
+	const struct server *servers;    /* tried in turn, one per attempt, unless the prepare
+					  * step names others */
 	size_t n_servers;
 	uint64_t heartbeat_ms;
 	uint64_t (*now)(void *ctx);      /* monotonic ms (uv_now in production) */
@@ -86,6 +92,9 @@ struct room_env {
  * the call. No callback may destroy the room; room_pause/room_resume are allowed.
  */
 struct room_events {
+	/* The prepare step named the room's real id (and its short id, 0 when none): records
+	 * and sessions of the room use room_id from now on. Optional (may be NULL). */
+	void (*resolved)(void *user_data, int64_t room_id, int64_t short_id);
 	/* The transport connected: a session begins. Returns its id (> 0), or <= 0 when none
 	 * could be given (the room records anyway, with session id 0). */
 	int64_t (*session_began)(void *user_data, const char *server_url, const char *peer);
@@ -133,6 +142,8 @@ void room_pause(struct room *r);
 void room_resume(struct room *r);
 
 int64_t room_id(const struct room *r);
+/* "288016" for the default platform, "bilibili:76" for others: the room as configured. */
+const char *room_name(const struct room *r);
 enum room_state room_state(const struct room *r);
 bool room_is_stopping(const struct room *r);
 const struct room_stats *room_stats(const struct room *r);

@@ -45,6 +45,11 @@ int ws_create(const char *host_header, const char *path, size_t max_message,
 	      const struct ws_callbacks *cb, void *user_data, struct ws **out);
 void ws_destroy(struct ws *w); /* accepts NULL */
 
+/* Extra header lines for the Upgrade request ("Name: value\r\n" each; User-Agent, Origin,
+ * Cookie), copied. Before ws_start. Returns 0, -EINVAL (not CRLF-terminated lines of printable
+ * text, or larger than 8 KiB) or -ENOMEM. */
+int ws_set_headers(struct ws *w, const char *lines);
+
 /* Write the Upgrade request through cb->send. Returns 0 or the send callback's error. */
 int ws_start(struct ws *w);
 

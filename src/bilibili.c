@@ -145,7 +145,12 @@ static int skip(struct bili_reader *r, const char *why)
 }
 
 /* Room for the decompressor's next output at the end of b, growing it geometrically up to
- * BILI_MAX_INFLATED. Returns 0, -E2BIG at the cap or -ENOMEM. */
+ * BILI_MAX_INFLATED. The capacity starts at 4 KiB and only ever doubles (each feed ends by
+ * freeing a buffer past BUF_KEEP), so it reaches the cap exactly and never passes it: a
+ * small body that would inflate further is refused, not allocated. Returns 0, -E2BIG at the cap
+ * or -ENOMEM. */
+_Static_assert((BILI_MAX_INFLATED & (BILI_MAX_INFLATED - 1)) == 0 && BILI_MAX_INFLATED >= BUF_KEEP,
+               "the inflate buffer doubles up to exactly BILI_MAX_INFLATED");
 static int out_window(struct buf *b, uint8_t **out, size_t *n)
 {
 	if (b->len >= BILI_MAX_INFLATED)
@@ -271,9 +276,9 @@ static int deliver(struct bili_reader *r, const uint8_t *p, size_t size, bili_pa
 	int rc = ver == BILI_VER_ZLIB ? inflate_zlib(r, body, blen) : inflate_brotli(r, body, blen);
 	if (rc == -ENOMEM)
 		return rc;
+	_Static_assert(BILI_MAX_INFLATED == 1u << 20, "the text below names the cap");
 	if (rc == -E2BIG)
-		return skip(r, "batch inflates past "
-		               "4 MiB");
+		return skip(r, "batch inflates past 1 MiB");
 	if (rc < 0)
 		return skip(r,
 		            ver == BILI_VER_ZLIB ? "corrupt zlib batch" : "corrupt brotli batch");

@@ -11,19 +11,24 @@
 #include <string.h>
 
 #include "conf.h"
+#include "platform.h"
 #include "text.h"
 
 const char cli_usage[] =
-	"Usage: danmakud [OPTIONS] [ROOM_ID...]\n"
-	"Record the live chat of Douyu rooms into an SQLite database until stopped.\n"
+	"Usage: danmakud [OPTIONS] [ROOM...]\n"
+	"Record the live chat of Douyu and Bilibili rooms into an SQLite database until stopped.\n"
+	"A ROOM is douyu:ID, bilibili:ID (a short id such as bilibili:76 is resolved), or a bare\n"
+	"ID for Douyu.\n"
 	"\n"
 	"  -c, --config FILE    settings and rooms (INI)\n"
 	"  -d, --db FILE        database (default: danmaku.db in the current folder)\n"
-	"  -s, --server URL     danmaku server instead of Douyu's (repeatable): wss://, ws://, tcp://\n"
+	"  -s, --server URL     Douyu danmaku server instead of Douyu's (repeatable): wss://,\n"
+	"                       ws://, tcp:// (Bilibili: [bilibili] in the config)\n"
 	"      --ca-file FILE   trust the CA certificates in this PEM file (default: system bundle)\n"
 	"      --insecure       do not verify certificates (logged as a warning)\n"
 	"      --flush-ms N     commit interval in milliseconds (default 250)\n"
-	"      --heartbeat-s N  heartbeat interval; silence for twice this reconnects (default 45)\n"
+	"      --heartbeat-s N  Douyu heartbeat interval; silence for twice this reconnects\n"
+	"                       (default 45; Bilibili: [bilibili] heartbeat_s, default 30)\n"
 	"  -v, --verbose        more log output (debug)\n"
 	"  -q, --quiet          warnings and errors only\n"
 	"      --check-config   validate the configuration and exit\n"
@@ -147,12 +152,23 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t errle
 		}
 	}
 	for (int i = optind; i < argc; i++) {
-		if (!text_int_str(argv[i], 1, CONF_MAX_ROOM_ID, &v)) {
-			snprintf(err, errlen, "room id must be a positive number, got '%s'", argv[i]);
+		struct conf_room *r = &o->rooms[o->n_rooms];
+		int rc = platform_parse_room(argv[i], strlen(argv[i]), &r->platform, &r->id);
+		if (rc < 0) {
+			char q[TEXT_QUOTE_CAP];
+			text_quote(q, sizeof(q), argv[i], strlen(argv[i]));
+			if (rc == -ENOENT)
+				snprintf(err, errlen, "room '%s': unknown platform (expected %s)", q,
+					 PLATFORM_NAMES);
+			else
+				snprintf(err, errlen,
+					 "room must be douyu:ID, bilibili:ID or a positive number, "
+					 "got '%s'",
+					 q);
 			cli_finish(o);
 			return -EINVAL;
 		}
-		o->rooms[o->n_rooms++] = v;
+		o->n_rooms++;
 	}
 	return 0;
 }

@@ -24,17 +24,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "platform.h"
 #include "server.h"
 #include "text.h"
 
 #define CONF_MAX_LINE 4096
 
-enum conf_section { SEC_NONE, SEC_RECORDER, SEC_DOUYU, SEC_ROOMS };
+enum conf_section { SEC_NONE, SEC_RECORDER, SEC_DOUYU, SEC_BILIBILI, SEC_ROOMS };
 
 static const char *const section_names[] = {
     [SEC_NONE] = "",
     [SEC_RECORDER] = "recorder",
     [SEC_DOUYU] = "douyu",
+    [SEC_BILIBILI] = "bilibili",
     [SEC_ROOMS] = "rooms",
 };
 
@@ -43,6 +45,8 @@ enum conf_type {
 	CONF_T_INT,     /* int in [min, max] */
 	CONF_T_SERVERS, /* char *servers[CONF_MAX_SERVERS] plus n_servers */
 	CONF_T_BOOL,    /* int: on/true/yes/1 -> 1, off/false/no/0 -> 0 */
+	CONF_T_TRANSPORT, /* int: wss, ws or tcp -> enum server_scheme */
+	CONF_T_BASE_URL,  /* char *: http:// or https:// URL without query, trailing '/' dropped */
 };
 
 struct conf_key {
@@ -66,7 +70,25 @@ static const struct conf_key conf_keys[] = {
     {"max_queue_mb", SEC_RECORDER, CONF_T_INT, 1, 65536, offsetof(struct conf, max_queue_mb)},
     {"servers", SEC_DOUYU, CONF_T_SERVERS, 0, 0, offsetof(struct conf, servers)},
     {"heartbeat_s", SEC_DOUYU, CONF_T_INT, 1, 3600, offsetof(struct conf, heartbeat_s)},
+    {"servers", SEC_BILIBILI, CONF_T_SERVERS, 0, 0, offsetof(struct conf, bili.servers)},
+    {"api", SEC_BILIBILI, CONF_T_BASE_URL, 0, 0, offsetof(struct conf, bili.api)},
+    {"live_api", SEC_BILIBILI, CONF_T_BASE_URL, 0, 0, offsetof(struct conf, bili.live_api)},
+    {"transport", SEC_BILIBILI, CONF_T_TRANSPORT, 0, 0, offsetof(struct conf, bili.transport)},
+    {"cookie_file", SEC_BILIBILI, CONF_T_STRING, 0, 0, offsetof(struct conf, bili.cookie_file)},
+    {"user_agent", SEC_BILIBILI, CONF_T_STRING, 0, 0, offsetof(struct conf, bili.user_agent)},
+    {"api_interval_ms", SEC_BILIBILI, CONF_T_INT, 0, 600000,
+     offsetof(struct conf, bili.api_interval_ms)},
+    {"heartbeat_s", SEC_BILIBILI, CONF_T_INT, 1, 3600, offsetof(struct conf, bili.heartbeat_s)},
+    {"breaker_s", SEC_BILIBILI, CONF_T_INT, 1, 86400, offsetof(struct conf, bili.breaker_s)},
+    {"protover", SEC_BILIBILI, CONF_T_INT, 2, 3, offsetof(struct conf, bili.protover)},
 };
+/* A CONF_T_SERVERS field is an array of CONF_MAX_SERVERS strings followed by its count. */
+_Static_assert(offsetof(struct conf, n_servers) ==
+		   offsetof(struct conf, servers) + CONF_MAX_SERVERS * sizeof(char *),
+	       "douyu servers count follows the array");
+_Static_assert(offsetof(struct conf_bilibili, n_servers) ==
+		   offsetof(struct conf_bilibili, servers) + CONF_MAX_SERVERS * sizeof(char *),
+	       "bilibili servers count follows the array");
 #define N_KEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
 
 /* Open-addressing set of room ids (0 marks a free slot; ids are positive). */
@@ -92,16 +114,24 @@ void conf_init(struct conf *c)
 {
 	memset(c, 0, sizeof(*c));
 	for (size_t i = 0; i < N_KEYS; i++)
-		if (conf_keys[i].type == CONF_T_INT || conf_keys[i].type == CONF_T_BOOL)
+		if (conf_keys[i].type == CONF_T_INT || conf_keys[i].type == CONF_T_BOOL ||
+		    conf_keys[i].type == CONF_T_TRANSPORT)
 			*(int *)((char *)c + conf_keys[i].offset) = -1;
 }
 
 void conf_finish(struct conf *c)
 {
-	free(c->database);
-	free(c->metrics_file);
-	for (size_t i = 0; i < c->n_servers; i++)
-		free(c->servers[i]);
+	for (size_t i = 0; i < N_KEYS; i++) {
+		void *field = (char *)c + conf_keys[i].offset;
+		if (conf_keys[i].type == CONF_T_STRING || conf_keys[i].type == CONF_T_BASE_URL) {
+			free(*(char **)field);
+		} else if (conf_keys[i].type == CONF_T_SERVERS) {
+			char **urls = field;
+			size_t n = *(size_t *)(urls + CONF_MAX_SERVERS);
+			for (size_t j = 0; j < n; j++)
+				free(urls[j]);
+		}
+	}
 	for (size_t i = 0; i < c->n_rooms; i++)
 		free(c->rooms[i].label);
 	free(c->rooms);
@@ -165,6 +195,8 @@ static char *dup_n(const char *s, size_t n)
 
 static int set_servers(struct parser *p, const struct conf_key *k, const char *v, size_t n)
 {
+	char **urls = (char **)((char *)&p->c + k->offset);
+	size_t *count = (size_t *)(urls + CONF_MAX_SERVERS);
 	if (n == 0)
 		return fail(p, "%s: expected one or more space-separated URLs", k->key);
 	size_t i = 0;
@@ -175,7 +207,7 @@ static int set_servers(struct parser *p, const struct conf_key *k, const char *v
 		size_t start = i;
 		while (i < n && !is_blank(v[i]))
 			i++;
-		if (p->c.n_servers == CONF_MAX_SERVERS)
+		if (*count == CONF_MAX_SERVERS)
 			return fail(p, "%s: more than %d servers", k->key, CONF_MAX_SERVERS);
 		/* Checked by the parser the recorder uses (server.h), so that a URL the file
 		 * accepts is one the command line accepts and the recorder can use. */
@@ -188,8 +220,33 @@ static int set_servers(struct parser *p, const struct conf_key *k, const char *v
 			free(d);
 			return fail(p, "%s: %s", k->key, why);
 		}
-		p->c.servers[p->c.n_servers++] = d;
+		urls[(*count)++] = d;
 	}
+	return 0;
+}
+
+/* An API base such as https://api.bilibili.com or http://127.0.0.1:8080/prefix: a scheme,
+ * a host, no query or fragment, no spaces; a trailing '/' is dropped so paths append. */
+static int set_base_url(struct parser *p, const struct conf_key *k, const char *v, size_t n,
+			void *field)
+{
+	char q[TEXT_QUOTE_CAP];
+	size_t skip = n >= 8 && memcmp(v, "https://", 8) == 0 ? 8
+		      : n >= 7 && memcmp(v, "http://", 7) == 0 ? 7
+								 : 0;
+	bool bad = skip == 0 || n == skip || v[skip] == '/';
+	for (size_t i = 0; i < n && !bad; i++)
+		bad = (unsigned char)v[i] <= ' ' || v[i] == 0x7f || v[i] == '?' || v[i] == '#' ||
+		      v[i] == '@';
+	if (bad)
+		return fail(p, "%s: expected an http:// or https:// URL without query, got '%s'",
+		            k->key, text_quote(q, sizeof(q), v, n));
+	while (n > skip && v[n - 1] == '/')
+		n--;
+	char *d = dup_n(v, n);
+	if (!d)
+		return fail_nomem(p);
+	*(char **)field = d;
 	return 0;
 }
 
@@ -202,7 +259,7 @@ static int set_key(struct parser *p, const char *key, size_t key_len, const char
 			continue;
 		if (conf_keys[i].section == p->section)
 			k = &conf_keys[i];
-		else
+		else if (!elsewhere) /* the first section that has it */
 			elsewhere = &conf_keys[i];
 	}
 	if (!k && elsewhere)
@@ -248,6 +305,20 @@ static int set_key(struct parser *p, const char *key, size_t key_len, const char
 	}
 	case CONF_T_SERVERS:
 		return set_servers(p, k, v, n);
+	case CONF_T_TRANSPORT: {
+		static const char *const names[] = {[SERVER_WSS] = "wss", [SERVER_WS] = "ws",
+						    [SERVER_TCP] = "tcp"};
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			if (equals(v, n, names[i])) {
+				*(int *)field = (int)i;
+				return 0;
+			}
+		}
+		return fail(p, "%s: expected wss, ws or tcp, got '%s'", k->key,
+		            text_quote(q, sizeof(q), v, n));
+	}
+	case CONF_T_BASE_URL:
+		return set_base_url(p, k, v, n, field);
 	}
 	return -EINVAL; /* not reached: the switch covers every type */
 }
@@ -285,11 +356,36 @@ static int grow_slots(struct parser *p)
 	return 0;
 }
 
+/* The set's key of a room: ids are below 2^53, so the platform's index fits above them. */
+static int64_t room_key(const struct platform *pf, int64_t id)
+{
+	size_t i = 0;
+	while (platforms[i] && platforms[i] != pf)
+		i++;
+	return id + ((int64_t)i << 54);
+}
+
+/* How messages name a room: "9999" (the default platform), "bilibili:76". */
+static const char *room_str(char *dst, size_t cap, const struct platform *pf, int64_t id)
+{
+	if (pf == platforms[0])
+		snprintf(dst, cap, "%" PRId64, id);
+	else
+		snprintf(dst, cap, "%s:%" PRId64, pf->name, id);
+	return dst;
+}
+
 static int add_room(struct parser *p, const char *key, size_t key_len, const char *v, size_t n)
 {
+	char rs[48];
 	char q[TEXT_QUOTE_CAP];
 	int64_t id;
-	if (!text_int(key, key_len, 1, CONF_MAX_ROOM_ID, &id)) {
+	const struct platform *pf;
+	int prc = platform_parse_room(key, key_len, &pf, &id);
+	if (prc == -ENOENT)
+		return fail(p, "room '%s': unknown platform (expected %s)",
+		            text_quote(q, sizeof(q), key, key_len), PLATFORM_NAMES);
+	if (prc < 0) {
 		/* A setting after [rooms] is a likelier mistake than a mistyped room id. */
 		for (size_t i = 0; i < N_KEYS; i++)
 			if (equals(key, key_len, conf_keys[i].key))
@@ -298,13 +394,15 @@ static int add_room(struct parser *p, const char *key, size_t key_len, const cha
 		return fail(p, "room id: expected an integer between 1 and %" PRId64 ", got '%s'",
 		            CONF_MAX_ROOM_ID, text_quote(q, sizeof(q), key, key_len));
 	}
+	int64_t rk = room_key(pf, id);
 	if (p->n_slots) {
-		struct room_slot *s = find_slot(p->slots, p->n_slots, id);
+		struct room_slot *s = find_slot(p->slots, p->n_slots, rk);
 		if (s->id)
-			return fail(p, "room %" PRId64 " already listed on line %zu", id, s->line);
+			return fail(p, "room %s already listed on line %zu",
+			            room_str(rs, sizeof(rs), pf, id), s->line);
 	}
 	if (text_utf8_valid_prefix(v, n) != n)
-		return fail(p, "room %" PRId64 ": label is not valid UTF-8", id);
+		return fail(p, "room %s: label is not valid UTF-8", room_str(rs, sizeof(rs), pf, id));
 	if (p->c.n_rooms == CONF_MAX_ROOMS)
 		return fail(p, CONF_TOO_MANY_ROOMS, CONF_MAX_ROOMS);
 	if (grow_slots(p) < 0)
@@ -320,8 +418,8 @@ static int add_room(struct parser *p, const char *key, size_t key_len, const cha
 	char *label = NULL;
 	if (n > 0 && !(label = dup_n(v, n)))
 		return fail_nomem(p);
-	p->c.rooms[p->c.n_rooms++] = (struct conf_room){.id = id, .label = label};
-	*find_slot(p->slots, p->n_slots, id) = (struct room_slot){.id = id, .line = p->line};
+	p->c.rooms[p->c.n_rooms++] = (struct conf_room){.platform = pf, .id = id, .label = label};
+	*find_slot(p->slots, p->n_slots, rk) = (struct room_slot){.id = rk, .line = p->line};
 	return 0;
 }
 
@@ -349,13 +447,15 @@ static int parse_line(struct parser *p, const char *s, size_t n)
 				return 0;
 			}
 		}
-		return fail(p, "unknown section [%s] (expected [recorder], [douyu] or [rooms])",
+		return fail(p, "unknown section [%s] (expected [recorder], [douyu], [bilibili] or [rooms])",
 		            text_quote(q, sizeof(q), name, name_len));
 	}
 
 	const char *eq = memchr(s, '=', n);
 	const char *key = s;
 	size_t key_len = eq ? (size_t)(eq - s) : 0;
+	if (!eq && p->section == SEC_ROOMS) /* a room without a label needs no '=' */
+		return add_room(p, s, n, "", 0);
 	trim(&key, &key_len);
 	if (!eq || key_len == 0)
 		return fail(p, "expected 'key = value', got '%s'", text_quote(q, sizeof(q), s, n));
@@ -370,6 +470,7 @@ static int parse_line(struct parser *p, const char *s, size_t n)
 		            text_quote(q, sizeof(q), key, key_len));
 	case SEC_RECORDER:
 	case SEC_DOUYU:
+	case SEC_BILIBILI:
 		return set_key(p, key, key_len, v, v_len);
 	case SEC_ROOMS:
 		return add_room(p, key, key_len, v, v_len);

@@ -86,7 +86,7 @@ static int build_options(const struct cli_opts *cli, struct settings *s, struct 
 	for (size_t i = 0; i < conf->n_rooms; i++)
 		s->rooms[i] = conf->rooms[i];
 	for (size_t i = 0; i < cli->n_rooms; i++)
-		s->rooms[conf->n_rooms + i].id = cli->rooms[i];
+		s->rooms[conf->n_rooms + i] = cli->rooms[i];
 
 	*opt = (struct rec_options){
 		.db_path = cli->db ? cli->db : conf->database ? conf->database : "danmaku.db",
@@ -97,6 +97,7 @@ static int build_options(const struct cli_opts *cli, struct settings *s, struct 
 		.flush_ms = (unsigned)(cli->flush_ms > 0 ? cli->flush_ms
 				       : conf->flush_ms > 0 ? conf->flush_ms
 							    : 250),
+		.conf = conf,
 		.heartbeat_s = (unsigned)(cli->heartbeat_s > 0 ? cli->heartbeat_s
 					  : conf->heartbeat_s > 0 ? conf->heartbeat_s
 								  : 45),

@@ -104,35 +104,35 @@ static int room_sample(struct buf *out, enum room_field f, const struct metrics_
 	const char *name = room_families[f].name;
 	switch (f) {
 	case RF_LIVE:
-		return buf_printf(out, "%s{room=\"%" PRId64 "\"} %d\n", name, r->id,
+		return buf_printf(out, "%s{room=\"%s\"} %d\n", name, r->room,
 		                  r->live ? 1 : 0);
 	case RF_RECEIVED:
-		return buf_printf(out, "%s{room=\"%" PRId64 "\"} %" PRIu64 "\n", name, r->id,
+		return buf_printf(out, "%s{room=\"%s\"} %" PRIu64 "\n", name, r->room,
 		                  r->received);
 	case RF_STORED:
-		return buf_printf(out, "%s{room=\"%" PRId64 "\"} %" PRIu64 "\n", name, r->id,
+		return buf_printf(out, "%s{room=\"%s\"} %" PRIu64 "\n", name, r->room,
 		                  r->stored);
 	case RF_FOREIGN:
-		return buf_printf(out, "%s{room=\"%" PRId64 "\"} %" PRIu64 "\n", name, r->id,
+		return buf_printf(out, "%s{room=\"%s\"} %" PRIu64 "\n", name, r->room,
 		                  r->foreign);
 	case RF_RECONNECTS:
-		return buf_printf(out, "%s{room=\"%" PRId64 "\"} %" PRIu64 "\n", name, r->id,
+		return buf_printf(out, "%s{room=\"%s\"} %" PRIu64 "\n", name, r->room,
 		                  r->reconnects);
 	case RF_LAST_MSG_TS:
 		if (!r->last_msg_ms)
 			return 0;
-		return buf_printf(out, "%s{room=\"%" PRId64 "\"} %.3f\n", name, r->id,
+		return buf_printf(out, "%s{room=\"%s\"} %.3f\n", name, r->room,
 		                  (double)r->last_msg_ms / 1000.0);
 	case RF_LAST_MSG_AGE:
 		if (!r->last_msg_ms)
 			return 0;
 		return buf_printf(
-		    out, "%s{room=\"%" PRId64 "\"} %.3f\n", name, r->id,
+		    out, "%s{room=\"%s\"} %.3f\n", name, r->room,
 		    now_ms > r->last_msg_ms ? (double)(now_ms - r->last_msg_ms) / 1000.0 : 0.0);
 	case RF_SESSION_START:
 		if (!r->session_start_ms)
 			return 0;
-		return buf_printf(out, "%s{room=\"%" PRId64 "\"} %.3f\n", name, r->id,
+		return buf_printf(out, "%s{room=\"%s\"} %.3f\n", name, r->room,
 		                  (double)r->session_start_ms / 1000.0);
 	}
 	return 0;
@@ -194,8 +194,8 @@ int metrics_render(struct buf *out, const struct metrics_global *g,
 		rc = family(out, "danmakud_room_info", gauge,
 		            "Always 1; the room's label from the configuration.");
 	for (size_t i = 0; rc == 0 && i < n; i++) {
-		rc = buf_printf(out, "danmakud_room_info{room=\"%" PRId64 "\",label=\"",
-		                rooms[i].id);
+		rc = buf_printf(out, "danmakud_room_info{room=\"%s\",label=\"",
+		                rooms[i].room);
 		if (rc == 0)
 			rc = put_label_value(out, rooms[i].label ? rooms[i].label : "");
 		if (rc == 0)
@@ -205,8 +205,8 @@ int metrics_render(struct buf *out, const struct metrics_global *g,
 		rc = family(out, "danmakud_room_state", gauge,
 		            "Always 1; the room's connection state as a label.");
 	for (size_t i = 0; rc == 0 && i < n; i++)
-		rc = buf_printf(out, "danmakud_room_state{room=\"%" PRId64 "\",state=\"%s\"} 1\n",
-		                rooms[i].id, rooms[i].state);
+		rc = buf_printf(out, "danmakud_room_state{room=\"%s\",state=\"%s\"} 1\n",
+		                rooms[i].room, rooms[i].state);
 	for (size_t f = 0; rc == 0 && n > 0 && f < sizeof(room_families) / sizeof(room_families[0]);
 	     f++) {
 		rc = family(out, room_families[f].name, room_families[f].type,

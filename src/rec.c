@@ -47,13 +47,28 @@
 #define DANMAKUD_VERSION "0.1.0"
 #endif
 
+/* What the rooms of one platform share: servers, heartbeat, the platform's context. */
+struct rec_platform {
+	const struct platform *pf;
+	bool open;
+	struct server *servers;
+	size_t n_servers;
+	struct platform_ctx *pctx;
+	struct room_env env;
+};
+#define REC_MAX_PLATFORMS 4
+
 /* One recorded room as the recorder sees it: its identity and label (the store's business),
  * the room state machine, and the session the store knows it by. */
 struct rec_room {
 	struct list link; /* in rec->rooms */
 	struct rec *rec;
 	struct room *room;
-	int64_t id;
+	struct rec_platform *rp;
+	int64_t id;      /* as configured */
+	int64_t real_id; /* as resolved (= id until the platform says otherwise) */
+	int64_t short_id;
+	bool stored;     /* the rooms row was queued with real_id */
 	char *label;
 	int64_t session_id;        /* the open session's id, 0: none */
 	uint64_t session_start_ms; /* wall clock of the open session */
@@ -62,12 +77,10 @@ struct rec_room {
 struct rec {
 	uv_loop_t *loop;
 	struct rec_options opt;
-	struct server *servers;
-	size_t n_servers;
+	struct rec_platform plat[REC_MAX_PLATFORMS]; /* as platforms[] */
 	struct tls_config *tls;
 	struct net_ctx *net;
 	struct store *store;
-	struct room_env env;
 	struct list rooms;
 	size_t n_rooms;
 	uv_timer_t tick_timer;
@@ -139,6 +152,9 @@ static uint64_t env_random(void *ctx)
 static uint64_t tick_interval_ms(const struct rec *rec)
 {
 	uint64_t hb = (uint64_t)rec->opt.heartbeat_s * 1000;
+	for (size_t i = 0; i < REC_MAX_PLATFORMS; i++)
+		if (rec->plat[i].open && rec->plat[i].env.heartbeat_ms < hb)
+			hb = rec->plat[i].env.heartbeat_ms;
 	uint64_t t = hb / 4 < 1000 ? (hb / 4 ? hb / 4 : 1) : 1000;
 	/* Pinging every watchdog/2 from a tick of at most watchdog/4 is never later than
 	 * 3/4 of the watchdog interval. */
@@ -215,7 +231,22 @@ static void store_refused(struct rec_room *rr, const char *what, int rc)
 {
 	struct rec *rec = rr->rec;
 	rec->store_errors++;
-	log_debug("room %" PRId64 ": storage: %s not queued: %s", rr->id, what, strerror(-rc));
+	log_debug("room %s: storage: %s not queued: %s", room_name(rr->room), what, strerror(-rc));
+}
+
+/* The platform named the room's real id: the rooms row (and every later session) uses it. */
+static void on_resolved(void *user_data, int64_t room_id, int64_t short_id)
+{
+	struct rec_room *rr = user_data;
+	if (room_id == rr->real_id && short_id == rr->short_id && rr->stored)
+		return;
+	rr->real_id = room_id;
+	rr->short_id = short_id;
+	rr->stored = true;
+	int rc = store_room(rr->rec->store, rr->rp->pf->name, room_id, short_id, rr->label,
+			    (int64_t)wall_ms());
+	if (rc < 0)
+		store_refused(rr, "room", rc);
 }
 
 static int64_t on_session_began(void *user_data, const char *server_url, const char *peer)
@@ -223,7 +254,7 @@ static int64_t on_session_began(void *user_data, const char *server_url, const c
 	struct rec_room *rr = user_data;
 	(void)peer;
 	rr->session_start_ms = wall_ms();
-	int64_t sid = store_session_begin(rr->rec->store, "douyu", rr->id, server_url,
+	int64_t sid = store_session_begin(rr->rec->store, rr->rp->pf->name, rr->real_id, server_url,
 					  (int64_t)rr->session_start_ms);
 	if (sid <= 0) {
 		/* Recording goes on: its messages are kept, with session id 0. */
@@ -273,6 +304,7 @@ static int on_room_record(void *user_data, const struct record *r)
 static void on_room_gone(void *user_data);
 
 static const struct room_events room_ev = {
+	.resolved = on_resolved,
 	.session_began = on_session_began,
 	.session_joined = on_session_joined,
 	.session_ended = on_session_ended,
@@ -377,6 +409,14 @@ static void send_status(struct rec *rec, const char *prefix)
 	size_t n = (size_t)snprintf(msg, sizeof(msg), "%sSTATUS=", prefix);
 	if (n < sizeof(msg))
 		metrics_status(msg + n, sizeof(msg) - n, &g);
+	/* A platform with something to say (Bilibili's 412 circuit breaker) adds it. */
+	for (size_t i = 0; i < REC_MAX_PLATFORMS; i++) {
+		struct rec_platform *rp = &rec->plat[i];
+		const char *ps = rp->pctx && rp->pf->ctx_status ? rp->pf->ctx_status(rp->pctx) : NULL;
+		n = strlen(msg);
+		if (ps && *ps && n < sizeof(msg))
+			snprintf(msg + n, sizeof(msg) - n, "; %s: %s", rp->pf->name, ps);
+	}
 	int rc = notify_send(&rec->notify, msg);
 	if (rc < 0)
 		log_debug("notify: %s", strerror(-rc));
@@ -402,7 +442,7 @@ static void write_metrics(struct rec *rec)
 				continue;
 			const struct room_stats *rs = room_stats(rr->room);
 			rooms[n++] = (struct metrics_room){
-			    .id = rr->id,
+			    .room = room_name(rr->room),
 			    .label = rr->label,
 			    .state = room_state_name(room_state(rr->room)),
 			    .live = room_state(rr->room) == ROOM_LIVE,
@@ -478,6 +518,17 @@ static void on_handle_closed(uv_handle_t *h)
 }
 
 /* Last step of a stop: every room is gone; commit everything and close our handles. */
+/* The platforms' contexts close their handles (from the loop, like every other). */
+static void close_platforms(struct rec *rec)
+{
+	for (size_t i = 0; i < REC_MAX_PLATFORMS; i++) {
+		struct rec_platform *rp = &rec->plat[i];
+		if (rp->pctx)
+			rp->pf->ctx_destroy(rp->pctx);
+		rp->pctx = NULL;
+	}
+}
+
 static void rec_finish(struct rec *rec)
 {
 	uv_timer_stop(&rec->flush_timer);
@@ -500,6 +551,7 @@ static void rec_finish(struct rec *rec)
 	uv_close((uv_handle_t *)&rec->sig_int, on_handle_closed);
 	uv_close((uv_handle_t *)&rec->sig_term, on_handle_closed);
 	uv_close((uv_handle_t *)&rec->sig_hup, on_handle_closed);
+	close_platforms(rec); /* before the net context its calls use */
 	net_ctx_close(rec->net);
 	rec->net = NULL;
 }
@@ -579,36 +631,63 @@ static bool same_label(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
-static int cmp_room(const void *a, const void *b)
+static size_t platform_index(const struct platform *pf)
 {
-	int64_t x = (*(struct rec_room *const *)a)->id, y = (*(struct rec_room *const *)b)->id;
-	return x < y ? -1 : x > y;
+	size_t i = 0;
+	while (platforms[i] && platforms[i] != pf)
+		i++;
+	return i;
 }
 
-/* By id; for one id listed twice (config and command line) the labelled entry first. */
+/* Rooms are ordered by (platform, id as configured). */
+static int cmp_key(const struct platform *pa, int64_t a, const struct platform *pb, int64_t b)
+{
+	size_t x = platform_index(pa), y = platform_index(pb);
+	if (x != y)
+		return x < y ? -1 : 1;
+	return a < b ? -1 : a > b;
+}
+
+static int cmp_room(const void *a, const void *b)
+{
+	const struct rec_room *x = *(struct rec_room *const *)a, *y = *(struct rec_room *const *)b;
+	return cmp_key(x->rp->pf, x->id, y->rp->pf, y->id);
+}
+
+/* By key; for one room listed twice (config and command line) the labelled entry first. */
 static int cmp_conf_room(const void *a, const void *b)
 {
 	const struct conf_room *x = *(const struct conf_room *const *)a;
 	const struct conf_room *y = *(const struct conf_room *const *)b;
-	if (x->id != y->id)
-		return x->id < y->id ? -1 : 1;
+	int c = cmp_key(x->platform, x->id, y->platform, y->id);
+	if (c)
+		return c;
 	return (y->label && *y->label) - (x->label && *x->label);
 }
+
+static int open_platform(struct rec *rec, struct rec_platform *rp);
+static uint64_t heartbeat_ms(const struct rec *rec, const struct platform *pf);
+static void on_tick(uv_timer_t *t);
 
 struct room_changes {
 	size_t added, removed, relabelled, kept;
 };
 
-static int add_room(struct rec *rec, int64_t id, const char *label, bool start)
+static int add_room(struct rec *rec, const struct conf_room *want, const char *label, bool start)
 {
+	struct rec_platform *rp = &rec->plat[platform_index(want->platform)];
+	int rc = open_platform(rec, rp);
+	if (rc < 0)
+		return rc;
 	struct rec_room *rr = calloc(1, sizeof(*rr));
 	if (!rr || (label && !(rr->label = strdup(label)))) {
 		free(rr);
 		return -ENOMEM;
 	}
 	rr->rec = rec;
-	rr->id = id;
-	int rc = room_create(&rec->env, &douyu_platform, id, &room_ev, rr, &rr->room);
+	rr->rp = rp;
+	rr->id = rr->real_id = want->id;
+	rc = room_create(&rp->env, rp->pf, want->id, &room_ev, rr, &rr->room);
 	if (rc < 0) {
 		free(rr->label);
 		free(rr);
@@ -616,9 +695,14 @@ static int add_room(struct rec *rec, int64_t id, const char *label, bool start)
 	}
 	list_insert_tail(&rec->rooms, &rr->link);
 	rec->n_rooms++;
-	rc = store_room(rec->store, "douyu", id, 0, label, (int64_t)wall_ms());
+	/* A platform that resolves ids (prepare) writes the rooms row when it knows the real
+	 * one (on_resolved); for the others the configured id is the real id. */
+	if (!rp->pf->prepare) {
+		rr->stored = true;
+		rc = store_room(rec->store, rp->pf->name, want->id, 0, label, (int64_t)wall_ms());
+	}
 	if (start) {
-		log_info("room %" PRId64 ": added to the configuration", id);
+		log_info("room %s: added to the configuration", room_name(rr->room));
 		room_start(rr->room);
 	}
 	return rc;
@@ -663,20 +747,25 @@ static int set_rooms(struct rec *rec, const struct conf_room *want, size_t n, bo
 
 	size_t i = 0, j = 0;
 	while (i < n_cur || j < n) {
-		if (j < n && j > 0 && w[j]->id == w[j - 1]->id) {
+		if (j < n && j > 0 &&
+		    cmp_key(w[j]->platform, w[j]->id, w[j - 1]->platform, w[j - 1]->id) == 0) {
 			j++; /* listed twice: recorded once */
 			continue;
 		}
-		if (j == n || (i < n_cur && cur[i]->id < w[j]->id)) {
+		int c = i == n_cur ? 1
+			: j == n   ? -1
+				   : cmp_key(cur[i]->rp->pf, cur[i]->id, w[j]->platform, w[j]->id);
+		if (c < 0) {
 			if (start) /* a reload */
-				log_info("room %" PRId64 ": removed from the configuration", cur[i]->id);
+				log_info("room %s: removed from the configuration",
+					 room_name(cur[i]->room));
 			room_stop(cur[i++]->room, "removed");
 			ch->removed++;
 			continue;
 		}
 		const char *label = w[j]->label && *w[j]->label ? w[j]->label : NULL;
-		if (i == n_cur || w[j]->id < cur[i]->id) {
-			int err = add_room(rec, w[j]->id, label, start);
+		if (c > 0) {
+			int err = add_room(rec, w[j], label, start);
 			if (err < 0)
 				rc = err;
 			else
@@ -698,8 +787,12 @@ static int set_rooms(struct rec *rec, const struct conf_room *want, size_t n, bo
 		free(rr->label);
 		rr->label = copy;
 		ch->relabelled++;
-		/* The store keeps the old label when given NULL (see store_room). */
-		int err = store_room(rec->store, "douyu", rr->id, 0, label, (int64_t)wall_ms());
+		/* The store keeps the old label when given NULL (see store_room). Not yet
+		 * resolved: on_resolved writes the row with the new label. */
+		if (!rr->stored)
+			continue;
+		int err = store_room(rec->store, rr->rp->pf->name, rr->real_id, 0, label,
+				     (int64_t)wall_ms());
 		if (err < 0)
 			rc = err;
 	}
@@ -763,12 +856,19 @@ static void rec_reload(struct rec *rec)
 		log_warn("reload: fts or max_queue_mb changed; restart to use them");
 
 	uint64_t now = uv_now(rec->loop);
-	if (next.heartbeat_s != rec->opt.heartbeat_s) {
-		rec->opt.heartbeat_s = next.heartbeat_s;
-		rec->env.heartbeat_ms = (uint64_t)next.heartbeat_s * 1000;
-		uint64_t tick = tick_interval_ms(rec);
-		uv_timer_start(&rec->tick_timer, on_tick, tick, tick);
+	rec->opt.heartbeat_s = next.heartbeat_s;
+	rec->opt.conf = next.conf;
+	for (size_t i = 0; i < REC_MAX_PLATFORMS; i++) {
+		struct rec_platform *rp = &rec->plat[i];
+		if (!rp->open)
+			continue;
+		rp->env.heartbeat_ms = heartbeat_ms(rec, rp->pf);
+		if (rp->pctx && rp->pf->ctx_reload && rp->pf->ctx_reload(rp->pctx, next.conf, err,
+									 sizeof(err)) < 0)
+			log_err("reload: %s; keeping its running settings", err);
 	}
+	uint64_t tick = tick_interval_ms(rec);
+	uv_timer_start(&rec->tick_timer, on_tick, tick, tick);
 	if (next.flush_ms != rec->opt.flush_ms) {
 		rec->opt.flush_ms = next.flush_ms;
 		uv_timer_start(&rec->flush_timer, on_flush, next.flush_ms, next.flush_ms);
@@ -792,6 +892,7 @@ static void rec_reload(struct rec *rec)
 	int rc = set_rooms(rec, next.rooms, next.n_rooms, true, &ch);
 	if (rc < 0)
 		log_err("reload: %s; some rooms were not updated", strerror(-rc));
+	rec->opt.conf = NULL; /* valid only during the reload callback's call */
 	rec->reloads_ok++;
 	log_info("reloaded: %zu rooms: %zu added, %zu removed, %zu relabelled, %zu unchanged; "
 		 "heartbeat %u s, flush %u ms",
@@ -807,7 +908,8 @@ static void rec_free(struct rec *rec)
 	if (rec->lock_fd >= 0)
 		close(rec->lock_fd);
 	tls_config_destroy(rec->tls);
-	free(rec->servers);
+	for (size_t i = 0; i < REC_MAX_PLATFORMS; i++)
+		free(rec->plat[i].servers);
 	buf_finish(&rec->scratch);
 	notify_close(&rec->notify);
 	free(rec->metrics_file);
@@ -856,32 +958,23 @@ static int open_store(struct rec *rec)
 	return 0;
 }
 
-/* The servers (-s or the platform's defaults) and, when one of them is wss://, TLS. */
-static int open_servers(struct rec *rec)
+static uint64_t heartbeat_ms(const struct rec *rec, const struct platform *pf)
 {
-	const char *const *urls = rec->opt.servers;
-	size_t n_urls = rec->opt.n_servers;
-	if (!urls || n_urls == 0) {
-		urls = douyu_platform.default_servers;
-		for (n_urls = 0; urls[n_urls]; n_urls++)
-			;
-	}
-	rec->servers = calloc(n_urls, sizeof(*rec->servers));
-	if (!rec->servers)
-		return -ENOMEM;
-	char err[512];
-	bool need_tls = false;
-	for (size_t i = 0; i < n_urls; i++) {
-		int rc = server_parse(urls[i], &rec->servers[i], err, sizeof(err));
-		if (rc < 0) {
-			log_err("%s", err);
-			return rc;
-		}
-		need_tls |= rec->servers[i].scheme == SERVER_WSS;
-	}
-	rec->n_servers = n_urls;
-	if (!need_tls)
+	if (pf == platforms[0]) /* -h/--heartbeat and [douyu] heartbeat_s */
+		return (uint64_t)rec->opt.heartbeat_s * 1000;
+	const struct conf *c = rec->opt.conf;
+	if (pf == &bilibili_platform && c && c->bili.heartbeat_s > 0)
+		return (uint64_t)c->bili.heartbeat_s * 1000;
+	return pf->heartbeat_ms;
+}
+
+/* TLS, for wss:// servers and https:// APIs: one config for the process, made when first
+ * needed (a Douyu-only ws:// setup never loads a CA bundle). */
+static int open_tls(struct rec *rec)
+{
+	if (rec->tls)
 		return 0;
+	char err[512];
 	int rc = tls_config_create(rec->opt.ca_file, rec->opt.insecure, &rec->tls, err, sizeof(err));
 	if (rc < 0) {
 		log_err("tls: %s", err);
@@ -899,6 +992,91 @@ static int open_servers(struct rec *rec)
 		log_debug("tls: %u CA certificates loaded", loaded);
 	if (rec->opt.insecure)
 		log_warn("--insecure: TLS certificates and host names are NOT verified");
+	/* Platforms opened before TLS was needed get it now. */
+	for (size_t i = 0; i < REC_MAX_PLATFORMS; i++)
+		rec->plat[i].env.tls = rec->tls;
+	return 0;
+}
+
+/*
+ * What the rooms of a platform share, made when its first room is added: the servers (Douyu:
+ * -s or [douyu] servers; Bilibili: [bilibili] servers, its fallback hosts; else the
+ * platform's defaults), TLS when a server is wss:// or the platform calls an API, and the
+ * platform's context.
+ */
+static int open_platform(struct rec *rec, struct rec_platform *rp)
+{
+	if (rp->open)
+		return 0;
+	const struct platform *pf = rp->pf;
+	const struct conf *c = rec->opt.conf;
+	const char *const *urls = NULL;
+	size_t n_urls = 0;
+	if (pf == platforms[0]) {
+		urls = rec->opt.servers;
+		n_urls = rec->opt.n_servers;
+	} else if (pf == &bilibili_platform && c) {
+		urls = (const char *const *)c->bili.servers;
+		n_urls = c->bili.n_servers;
+	}
+	if (!urls || n_urls == 0) {
+		urls = pf->default_servers;
+		for (n_urls = 0; urls[n_urls]; n_urls++)
+			;
+	}
+	struct server *servers = calloc(n_urls, sizeof(*servers));
+	if (!servers)
+		return -ENOMEM;
+	char err[512];
+	bool need_tls = pf->ctx_create != NULL;
+	for (size_t i = 0; i < n_urls; i++) {
+		int rc = server_parse(urls[i], &servers[i], err, sizeof(err));
+		if (rc < 0) {
+			log_err("%s", err);
+			free(servers);
+			return rc;
+		}
+		need_tls |= servers[i].scheme == SERVER_WSS;
+	}
+	int rc = need_tls ? open_tls(rec) : 0;
+	struct platform_ctx *pctx = NULL;
+	if (rc == 0 && pf->ctx_create) {
+		struct platform_env penv = {
+		    .loop = rec->loop, .net = rec->net, .tls = rec->tls, .conf = c};
+		rc = pf->ctx_create(&penv, &pctx, err, sizeof(err));
+		if (rc < 0)
+			log_err("%s: %s", pf->name, err);
+	}
+	if (rc < 0) {
+		free(servers);
+		return rc;
+	}
+	rp->servers = servers;
+	rp->n_servers = n_urls;
+	rp->pctx = pctx;
+	rp->env = (struct room_env){
+	    .loop = rec->loop,
+	    .io = &room_net_transport,
+	    .net = rec->net,
+	    .pctx = pctx,
+	    .tls = rec->tls,
+	    .insecure = rec->opt.insecure,
+	    .servers = servers,
+	    .n_servers = n_urls,
+	    .heartbeat_ms = heartbeat_ms(rec, pf),
+	    .now = env_now,
+	    .wall = env_wall,
+	    .random = env_random,
+	    .ctx = rec,
+	    .scratch = &rec->scratch,
+	};
+	rp->open = true;
+	log_info("%s: servers: %zu, first %s, heartbeat %" PRIu64 " s", pf->name, n_urls,
+		 servers[0].url, rp->env.heartbeat_ms / 1000);
+	if (rec->tick_timer.data) { /* a reload: a shorter heartbeat may need a faster tick */
+		uint64_t tick = tick_interval_ms(rec);
+		uv_timer_start(&rec->tick_timer, on_tick, tick, tick);
+	}
 	return 0;
 }
 
@@ -909,21 +1087,8 @@ static int open_net(struct rec *rec)
 		log_err("dns: cannot initialise c-ares");
 		return rc;
 	}
-	rec->env = (struct room_env){
-	    .loop = rec->loop,
-	    .io = &room_net_transport,
-	    .net = rec->net,
-	    .tls = rec->tls,
-	    .insecure = rec->opt.insecure,
-	    .servers = rec->servers,
-	    .n_servers = rec->n_servers,
-	    .heartbeat_ms = (uint64_t)rec->opt.heartbeat_s * 1000,
-	    .now = env_now,
-	    .wall = env_wall,
-	    .random = env_random,
-	    .ctx = rec,
-	    .scratch = &rec->scratch,
-	};
+	for (size_t i = 0; platforms[i] && i < REC_MAX_PLATFORMS; i++)
+		rec->plat[i].pf = platforms[i];
 	return 0;
 }
 
@@ -995,8 +1160,8 @@ int rec_create(uv_loop_t *loop, const struct rec_options *opt, struct rec **out)
 		return -ENOMEM;
 	struct room_changes ch;
 	int rc;
-	if ((rc = lock_database(rec)) < 0 || (rc = open_servers(rec)) < 0 ||
-	    (rc = open_store(rec)) < 0 || (rc = open_net(rec)) < 0 ||
+	if ((rc = lock_database(rec)) < 0 || (rc = open_store(rec)) < 0 ||
+	    (rc = open_net(rec)) < 0 ||
 	    (rc = set_rooms(rec, opt->rooms, opt->n_rooms, false, &ch)) < 0 ||
 	    (rc = open_service(rec)) < 0) {
 		if (rc == -ENOMEM)
@@ -1007,6 +1172,7 @@ int rec_create(uv_loop_t *loop, const struct rec_options *opt, struct rec **out)
 		{
 			room_stop(rr_of(pos)->room, "not started");
 		}
+		close_platforms(rec);
 		if (rec->net)
 			net_ctx_close(rec->net);
 		uv_run(loop, UV_RUN_DEFAULT);
@@ -1014,8 +1180,7 @@ int rec_create(uv_loop_t *loop, const struct rec_options *opt, struct rec **out)
 		return rc;
 	}
 	arm_timers_and_signals(rec);
-	log_info("recording %zu rooms into %s (servers: %zu, first %s, heartbeat %u s, flush %u ms)",
-		 rec->n_rooms, opt->db_path, rec->n_servers, rec->servers[0].url, opt->heartbeat_s,
+	log_info("recording %zu rooms into %s (flush %u ms)", rec->n_rooms, opt->db_path,
 		 opt->flush_ms);
 	struct list *pos, *tmp;
 	each_room(pos, tmp, rec)

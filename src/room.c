@@ -33,12 +33,19 @@
 #define ROOM_BACKOFF_BASE_MS 1000
 #define ROOM_BACKOFF_CAP_MS 60000
 #define ROOM_STABLE_MS 60000
+/* A prepared result (token, host list) is reused by the next attempt while it is this fresh,
+ * unless the server refused the login or attempts keep failing: one API call per reconnect
+ * would be a storm when a network blip drops every room at once. */
+#define ROOM_PREPARED_TTL_MS (10 * 60 * 1000)
+#define ROOM_PREPARED_MAX_FAILURES 3
 
 const char *room_state_name(enum room_state s)
 {
 	switch (s) {
 	case ROOM_IDLE:
 		return "idle";
+	case ROOM_PREPARING:
+		return "preparing";
 	case ROOM_CONNECTING: /* resolving the host, then connecting to one of its addresses */
 		return "connecting";
 	case ROOM_TLS_HANDSHAKE:
@@ -62,11 +69,19 @@ struct room {
 	const struct platform *platform;
 	const struct room_events *ev;
 	void *user_data;
-	int64_t id;
+	int64_t id;        /* as configured */
+	int64_t real_id;   /* as the prepare step resolved it (= id until then) */
+	char name[48];     /* "288016" or "bilibili:76", for the log */
 	enum room_state state;
 	bool stopping;     /* stop requested: no reconnect, free after close */
 	bool paused;       /* backpressure: reads stay stopped while live */
 	bool session_open; /* session_began was reported for the current attempt */
+
+	/* the prepare step: the one running, and the last result (owns the attempt's servers) */
+	struct platform_prepare *preparing;
+	struct platform_prepared *prep;
+	uint64_t prep_at;        /* env->now() when prep arrived */
+	bool prep_stale;         /* the server refused the login: prepare again */
 
 	/* the current attempt */
 	struct net *net;
@@ -99,7 +114,7 @@ static void room_set_state(struct room *r, enum room_state s)
 {
 	if (r->state == s)
 		return;
-	log_debug("room %" PRId64 ": %s -> %s", r->id, room_state_name(r->state),
+	log_debug("room %s: %s -> %s", r->name, room_state_name(r->state),
 		  room_state_name(s));
 	r->state = s;
 }
@@ -126,11 +141,11 @@ static void room_fail(struct room *r, const char *fmt, ...)
 	vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
 	va_end(ap);
 	if (r->stopping)
-		log_debug("room %" PRId64 ": closing: %s", r->id, r->reason);
+		log_debug("room %s: closing: %s", r->name, r->reason);
 	else if (r->state == ROOM_LIVE)
-		log_warn("room %" PRId64 ": connection lost: %s", r->id, r->reason);
+		log_warn("room %s: connection lost: %s", r->name, r->reason);
 	else
-		log_warn("room %" PRId64 ": %s (%s): %s", r->id, r->server->url,
+		log_warn("room %s: %s (%s): %s", r->name, r->server->url,
 			 room_state_name(r->state), r->reason);
 	room_set_state(r, ROOM_CLOSING);
 	r->env->io->close(r->net);
@@ -220,7 +235,7 @@ static void on_joined(void *user_data)
 	uint64_t now = now_ms(r);
 	r->last_rx = now;
 	r->next_heartbeat = now + r->env->heartbeat_ms;
-	log_info("room %" PRId64 ": joined via %s (%s), session %" PRId64, r->id, r->server->url,
+	log_info("room %s: joined via %s (%s), session %" PRId64, r->name, r->server->url,
 		 r->env->io->peer(r->net), r->session_id);
 	if (r->session_open)
 		r->ev->session_joined(r->user_data, r->session_id);
@@ -233,8 +248,8 @@ static void on_record(void *user_data, const struct record *rec)
 	r->stats.last_msg_ms = (uint64_t)rec->ts;
 	if (rec->replaced_utf8) {
 		r->stats.replaced_utf8 += rec->replaced_utf8;
-		log_debug("room %" PRId64 ": %s: %zu invalid UTF-8 sequence(s) replaced by U+FFFD",
-			  r->id, rec->type, rec->replaced_utf8);
+		log_debug("room %s: %s: %zu invalid UTF-8 sequence(s) replaced by U+FFFD",
+			  r->name, rec->type, rec->replaced_utf8);
 	}
 	if (r->ev->record(r->user_data, rec) == 0) {
 		r->stats.stored++;
@@ -248,7 +263,7 @@ static void on_foreign(void *user_data, const char *type)
 {
 	struct room *r = user_data;
 	r->stats.foreign++;
-	log_debug("room %" PRId64 ": not stored: %s of another room", r->id, type);
+	log_debug("room %s: not stored: %s of another room", r->name, type);
 }
 
 /*
@@ -261,6 +276,7 @@ static void on_foreign(void *user_data, const char *type)
 static void on_server_error(void *user_data, int64_t code, const char *text)
 {
 	struct room *r = user_data;
+	r->prep_stale = true; /* e.g. a refused token: the next attempt asks for a new one */
 	room_fail(r, "server error %" PRId64 "%s%s%s", code, text && *text ? " (" : "",
 		  text && *text ? text : "", text && *text ? ")" : "");
 }
@@ -269,7 +285,7 @@ static void on_skipped(void *user_data, uint64_t n, const char *why)
 {
 	struct room *r = user_data;
 	r->stats.skipped += n;
-	log_debug("room %" PRId64 ": skipped %" PRIu64 " packet(s): %s (%" PRIu64 " in all)", r->id,
+	log_debug("room %s: skipped %" PRIu64 " packet(s): %s (%" PRIu64 " in all)", r->name,
 		  n, why, r->stats.skipped);
 }
 
@@ -331,6 +347,8 @@ static void send_hello(struct room *r)
 static void start_ws(struct room *r)
 {
 	int rc = ws_create(r->server->host_header, r->server->path, 0, &ws_cb, r, &r->ws);
+	if (rc == 0 && r->prep && r->prep->headers)
+		rc = ws_set_headers(r->ws, r->prep->headers);
 	if (rc < 0) {
 		room_fail(r, "websocket: %s", strerror(-rc));
 		return;
@@ -386,7 +404,7 @@ static void tls_progress(struct room *r)
 			room_fail(r, "tls: %s", tls_last_error(r->tls));
 			return;
 		}
-		log_debug("room %" PRId64 ": tls established (%s)", r->id,
+		log_debug("room %s: tls established (%s)", r->name,
 			  tls_ciphersuite(r->tls));
 		on_transport_ready(r);
 		if (room_is_closing(r))
@@ -442,8 +460,9 @@ static void on_net_connected(struct net *n, void *user_data)
 	int64_t sid = r->ev->session_began(r->user_data, r->server->url, peer);
 	r->session_id = sid > 0 ? sid : 0;
 	r->session_open = true;
-	log_info("room %" PRId64 ": connected to %s (%s)", r->id, r->server->url, peer);
-	int rc = r->platform->session_create(r->id, NULL, &platform_ev, r, &r->ps);
+	log_info("room %s: connected to %s (%s)", r->name, r->server->url, peer);
+	int rc = r->platform->session_create(r->real_id, r->prep ? r->prep->params : NULL,
+					     &platform_ev, r, &r->ps);
 	if (rc < 0) {
 		room_fail(r, "out of memory");
 		return;
@@ -454,9 +473,9 @@ static void on_net_connected(struct net *n, void *user_data)
 		return;
 	}
 	if (env->insecure)
-		log_warn("room %" PRId64 ": %s: TLS certificate and host name NOT verified "
+		log_warn("room %s: %s: TLS certificate and host name NOT verified "
 			 "(--insecure)",
-			 r->id, r->server->url);
+			 r->name, r->server->url);
 	rc = env->tls ? tls_create(env->tls, r->server->host, &r->tls) : -EINVAL;
 	if (rc < 0) {
 		room_fail(r, "tls: %s", strerror(-rc));
@@ -502,9 +521,9 @@ static void on_net_closed(struct net *n, void *user_data)
 	r->session_open = false;
 	if (r->stopping) {
 		/* The accounting line: what this process received and queued for the room. */
-		log_info("room %" PRId64 ": stopped (%s), session %" PRId64 ", %" PRId64
+		log_info("room %s: stopped (%s), session %" PRId64 ", %" PRId64
 			 " messages; in all received %" PRIu64 ", stored %" PRIu64,
-			 r->id, r->reason, sid, r->session_msgs, r->stats.received,
+			 r->name, r->reason, sid, r->session_msgs, r->stats.received,
 			 r->stats.stored);
 		room_set_state(r, ROOM_IDLE);
 		uv_close((uv_handle_t *)&r->backoff, on_backoff_closed);
@@ -524,10 +543,13 @@ static const struct net_callbacks net_cb = {
 
 /* ---- attempts, backoff ---- */
 
-static void attempt(struct room *r)
+static void connect_now(struct room *r)
 {
 	const struct room_env *env = r->env;
-	r->server = &env->servers[r->server_idx % env->n_servers];
+	if (r->prep && r->prep->n_servers > 0)
+		r->server = &r->prep->servers[r->server_idx % r->prep->n_servers];
+	else
+		r->server = &env->servers[r->server_idx % env->n_servers];
 	r->server_idx++;
 	r->reason[0] = '\0';
 	r->attempt_start = now_ms(r);
@@ -539,7 +561,56 @@ static void attempt(struct room *r)
 	if (rc < 0) {
 		r->net = NULL;
 		snprintf(r->reason, sizeof(r->reason), "connect: %s", strerror(-rc));
-		log_warn("room %" PRId64 ": %s: %s", r->id, r->server->url, r->reason);
+		log_warn("room %s: %s: %s", r->name, r->server->url, r->reason);
+		schedule_reconnect(r);
+	}
+}
+
+static void on_prepared(void *user_data, int status, struct platform_prepared *p,
+			const char *err)
+{
+	struct room *r = user_data;
+	r->preparing = NULL;
+	if (status < 0) {
+		snprintf(r->reason, sizeof(r->reason), "prepare: %s", err ? err : strerror(-status));
+		log_warn("room %s: %s", r->name, r->reason);
+		schedule_reconnect(r);
+		return;
+	}
+	r->platform->prepared_free(r->prep);
+	r->prep = p;
+	r->prep_at = now_ms(r);
+	r->prep_stale = false;
+	if (p->room_id > 0 && (p->room_id != r->real_id || p->short_id > 0)) {
+		if (p->room_id != r->id)
+			log_info("room %s: real room id %" PRId64, r->name, p->room_id);
+		r->real_id = p->room_id;
+	}
+	if (r->ev->resolved)
+		r->ev->resolved(r->user_data, r->real_id, p->short_id);
+	if (p->note[0])
+		log_notice("room %s: %s", r->name, p->note);
+	connect_now(r);
+}
+
+/* Prepare first when the platform has a prepare step and the last result is not reusable. */
+static void attempt(struct room *r)
+{
+	const struct platform *pf = r->platform;
+	bool reuse = r->prep && !r->prep_stale && r->failures < ROOM_PREPARED_MAX_FAILURES &&
+		     now_ms(r) - r->prep_at < ROOM_PREPARED_TTL_MS && !r->prep->refresh_after_ms;
+	if (!pf->prepare || !r->env->pctx || reuse) {
+		connect_now(r);
+		return;
+	}
+	r->reason[0] = '\0';
+	r->attempt_start = now_ms(r);
+	room_set_state(r, ROOM_PREPARING);
+	int rc = pf->prepare(r->env->pctx, r->id, on_prepared, r, &r->preparing);
+	if (rc < 0) {
+		r->preparing = NULL;
+		snprintf(r->reason, sizeof(r->reason), "prepare: %s", strerror(-rc));
+		log_warn("room %s: %s", r->name, r->reason);
 		schedule_reconnect(r);
 	}
 }
@@ -565,8 +636,8 @@ static void schedule_reconnect(struct room *r)
 		delay = 100; /* never a hot loop, even with an unlucky draw */
 	r->failures++;
 	room_set_state(r, ROOM_BACKOFF);
-	log_notice("room %" PRId64 ": lost (%s); reconnecting in %.1f s (backoff up to %.0f s)",
-		   r->id, r->reason[0] ? r->reason : "?", (double)delay / 1000.0,
+	log_notice("room %s: lost (%s); reconnecting in %.1f s (backoff up to %.0f s)",
+		   r->name, r->reason[0] ? r->reason : "?", (double)delay / 1000.0,
 		   (double)ceil / 1000.0);
 	uv_timer_start(&r->backoff, on_backoff, delay, 0);
 }
@@ -582,6 +653,11 @@ int room_create(const struct room_env *env, const struct platform *platform, int
 	r->ev = ev;
 	r->user_data = user_data;
 	r->id = id;
+	r->real_id = id;
+	if (platform == platforms[0])
+		snprintf(r->name, sizeof(r->name), "%" PRId64, id);
+	else
+		snprintf(r->name, sizeof(r->name), "%s:%" PRId64, platform->name, id);
 	r->state = ROOM_IDLE;
 	buf_init(&r->out);
 	uv_timer_init(env->loop, &r->backoff);
@@ -618,6 +694,11 @@ void room_tick(struct room *r, uint64_t now)
 		return;
 	}
 	case ROOM_LIVE:
+		if (r->prep && r->prep->refresh_after_ms &&
+		    now - r->connected_at > r->prep->refresh_after_ms) {
+			room_fail(r, "refresh (%s)", r->prep->note[0] ? r->prep->note : "degraded");
+			return;
+		}
 		if (r->paused)
 			r->last_rx = now; /* we are not reading: silence proves nothing */
 		else if (now - r->last_rx > 2 * hb) {
@@ -633,6 +714,7 @@ void room_tick(struct room *r, uint64_t now)
 		}
 		return;
 	case ROOM_IDLE:
+	case ROOM_PREPARING: /* bounded by the platform (timeouts of its own calls) */
 	case ROOM_BACKOFF:
 	case ROOM_CLOSING:
 		return;
@@ -644,6 +726,8 @@ static void on_backoff_closed(uv_handle_t *h)
 	struct room *r = h->data;
 	r->ev->gone(r->user_data);
 	buf_finish(&r->out);
+	if (r->prep)
+		r->platform->prepared_free(r->prep);
 	free(r);
 }
 
@@ -654,6 +738,10 @@ void room_stop(struct room *r, const char *reason)
 	r->stopping = true;
 	uv_timer_stop(&r->backoff);
 	switch (r->state) {
+	case ROOM_PREPARING:
+		r->platform->prepare_cancel(r->preparing);
+		r->preparing = NULL;
+		/* fall through */
 	case ROOM_IDLE:
 	case ROOM_BACKOFF:
 		room_set_state(r, ROOM_IDLE);
@@ -723,6 +811,11 @@ void room_resume(struct room *r)
 int64_t room_id(const struct room *r)
 {
 	return r->id;
+}
+
+const char *room_name(const struct room *r)
+{
+	return r->name;
 }
 
 enum room_state room_state(const struct room *r)

@@ -42,6 +42,7 @@ struct ws {
 	void *user_data;
 	char *host_header;
 	char *path;
+	char *headers; /* extra Upgrade header lines, NULL when none */
 	size_t max_message;
 	wslay_event_context_ptr ctx;
 
@@ -381,7 +382,33 @@ void ws_destroy(struct ws *w)
 	buf_finish(&w->head);
 	free(w->path);
 	free(w->host_header);
+	free(w->headers);
 	free(w);
+}
+
+int ws_set_headers(struct ws *w, const char *lines)
+{
+	size_t n = strlen(lines);
+	if (n > 8192)
+		return -EINVAL;
+	/* Each line: "Name: value" of printable text (tab allowed), then CRLF. */
+	for (size_t i = 0; i < n;) {
+		const char *eol = strstr(lines + i, "\r\n");
+		if (!eol || !memchr(lines + i, ':', (size_t)(eol - lines - i)) || eol == lines + i)
+			return -EINVAL;
+		for (; lines + i < eol; i++) {
+			unsigned char c = (unsigned char)lines[i];
+			if ((c < 0x20 && c != '\t') || c == 0x7f)
+				return -EINVAL;
+		}
+		i += 2;
+	}
+	char *d = strdup(lines);
+	if (!d)
+		return -ENOMEM;
+	free(w->headers);
+	w->headers = d;
+	return 0;
 }
 
 int ws_start(struct ws *w)
@@ -407,8 +434,9 @@ int ws_start(struct ws *w)
 			"Connection: Upgrade\r\n"
 			"Sec-WebSocket-Key: %s\r\n"
 			"Sec-WebSocket-Version: 13\r\n"
+			"%s"
 			"\r\n",
-			w->path, w->host_header, key);
+			w->path, w->host_header, key, w->headers ? w->headers : "");
 	if (rc < 0)
 		goto out;
 	rc = w->cb->send(w->user_data, buf_head(&req), req.len);

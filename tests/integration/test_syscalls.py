@@ -46,6 +46,19 @@ def children(pid):
         return []
 
 
+def traced_child(pid, exe):
+    """strace's child running exe: strace also forks short-lived probes of its own (ptrace
+    and seccomp checks), so the first child is not always the tracee."""
+    for c in children(pid):
+        try:
+            with open('/proc/%d/cmdline' % c, 'rb') as f:
+                if f.read().split(b'\0')[0] == exe.encode():
+                    return c
+        except OSError:
+            pass
+    return None
+
+
 def traced_run(h, label, url, extra, conf):
     """Runs danmakud under strace until the mock has replayed room 9999, reloads, stops.
     Returns (names of the system calls it made, the prlimit64 calls), or None when strace
@@ -68,7 +81,7 @@ def traced_run(h, label, url, extra, conf):
     h.procs.append(p)
     pid = [None]
     try:
-        harness.wait_until(lambda: pid.__setitem__(0, (children(p.pid) or [None])[0]) or pid[0], 10)
+        harness.wait_until(lambda: pid.__setitem__(0, traced_child(p.pid, h.args.danmakud)) or pid[0], 10)
         if not pid[0]:
             err = p.stderr_text()
             if 'ptrace' in err or 'Operation not permitted' in err:

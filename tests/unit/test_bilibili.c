@@ -428,12 +428,10 @@ static void test_bad_batches(void)
 	bili_reader_finish(&r);
 }
 
-/* A batch must hold whole packets and no batches; it may not inflate past the cap. */
+/* A batch must hold whole packets and no batches. */
 static void test_batch_contents(void)
 {
-	uint8_t *body = calloc(1, BILI_MAX_INFLATED + 64);
-	uint8_t *pkt = malloc(BILI_MAX_PACKET);
-	ASSERT(body && pkt);
+	uint8_t body[27 * 3], pkt[512];
 	struct bili_reader r;
 	bili_reader_init(&r);
 	struct seen s = {0};
@@ -442,29 +440,97 @@ static void test_batch_contents(void)
 		header(body + 27 * i, 27, 16, 0, 5);
 		memcpy(body + 27 * i + 16, "{\"cmd\":\"Z\"}", 11);
 	}
-	size_t n = zlib_packet(body, 27 * 3 - 5, pkt, BILI_MAX_PACKET);
+	size_t n = zlib_packet(body, 27 * 3 - 5, pkt, sizeof(pkt));
 	ASSERT_EQ(bili_reader_feed(&r, pkt, n, on_packet, &s), 2);
 	ASSERT_EQ(r.skipped, 1);
 	ASSERT_STR_EQ(r.skip_why, "batch does not end on a packet boundary");
 	/* A batch inside a batch is not unpacked. */
 	uint8_t inner[256];
 	size_t in = zlib_packet(body, 27, inner, sizeof(inner));
-	n = zlib_packet(inner, in, pkt, BILI_MAX_PACKET);
+	n = zlib_packet(inner, in, pkt, sizeof(pkt));
 	ASSERT_EQ(bili_reader_feed(&r, pkt, n, on_packet, &s), 0);
 	ASSERT_STR_EQ(r.skip_why, "compressed batch inside a batch");
-	/* A zlib bomb: 4 MiB + 64 of zeros framed as one packet inflates past the cap. */
-	header(body, BILI_MAX_INFLATED + 64, 16, 0, 5);
-	n = zlib_packet(body, BILI_MAX_INFLATED + 64, pkt, BILI_MAX_PACKET);
-	ASSERT_LT(n, 8192);
-	uint64_t skipped = r.skipped;
-	ASSERT_EQ(bili_reader_feed(&r, pkt, n, on_packet, &s), 0);
-	ASSERT_EQ(r.skipped, skipped + 1);
-	ASSERT_STR_EQ(r.skip_why, "batch inflates past 4 MiB");
-	/* Nothing big is kept once the feed returns. */
-	ASSERT_EQ(r.inflated.cap, 0);
 	ASSERT_EQ(s.n, 2);
 	bili_reader_finish(&r);
-	free(body);
+}
+
+/* The largest inflate buffer the reader held while a packet was delivered. */
+struct cap_seen {
+	struct bili_reader *r;
+	size_t max_cap;
+	int n;
+};
+
+static int on_packet_cap(void *user_data, uint32_t op, uint16_t ver, const uint8_t *body,
+                         size_t len)
+{
+	(void)op, (void)ver, (void)body, (void)len;
+	struct cap_seen *c = user_data;
+	if (c->r->inflated.cap > c->max_cap)
+		c->max_cap = c->r->inflated.cap;
+	c->n++;
+	return 0;
+}
+
+/*
+ * BILI_MAX_INFLATED (1 MiB): a batch that inflates to exactly the cap is delivered, with no
+ * more than the cap allocated; one byte more, a 10 MiB zlib bomb and a 10 MiB brotli bomb
+ * are refused, and nothing big is kept afterwards.
+ */
+static void test_inflate_cap(void)
+{
+	ASSERT_EQ(BILI_MAX_INFLATED, 1u << 20);
+	size_t big = 10u << 20;
+	uint8_t *zeros = calloc(1, big);
+	uint8_t *pkt = malloc(BILI_MAX_PACKET);
+	ASSERT(zeros && pkt);
+	struct bili_reader r;
+	bili_reader_init(&r);
+	struct cap_seen c = {.r = &r};
+	/* One packet of exactly BILI_MAX_PACKET (= the cap) inside the batch. */
+	header(zeros, BILI_MAX_INFLATED, 16, 0, 5);
+	size_t n = zlib_packet(zeros, BILI_MAX_INFLATED, pkt, BILI_MAX_PACKET);
+	ASSERT_GT(n, 0);
+	ASSERT_EQ(bili_reader_feed(&r, pkt, n, on_packet_cap, &c), 1);
+	ASSERT_EQ(c.n, 1);
+	ASSERT_EQ(c.max_cap, BILI_MAX_INFLATED);
+	ASSERT_EQ(r.skipped, 0);
+	ASSERT_EQ(r.inflated.cap, 0);
+	/* One byte more. */
+	n = zlib_packet(zeros, BILI_MAX_INFLATED + 1, pkt, BILI_MAX_PACKET);
+	ASSERT_EQ(bili_reader_feed(&r, pkt, n, on_packet_cap, &c), 0);
+	ASSERT_EQ(r.skipped, 1);
+	ASSERT_STR_EQ(r.skip_why, "batch inflates past 1 MiB");
+	/* 10 MiB of zeros in a few KiB of zlib. */
+	memset(zeros, 0, 16);
+	n = zlib_packet(zeros, big, pkt, BILI_MAX_PACKET);
+	ASSERT_LT(n, 16384);
+	ASSERT_EQ(bili_reader_feed(&r, pkt, n, on_packet_cap, &c), 0);
+	ASSERT_EQ(r.skipped, 2);
+	ASSERT_STR_EQ(r.skip_why, "batch inflates past 1 MiB");
+	ASSERT_EQ(r.inflated.cap, 0);
+	/*
+	 * 10 MiB of zeros as brotli (quality 11, window 22, as Bilibili's server compresses),
+	 * made once with Node's zlib.brotliCompressSync(Buffer.alloc(10 << 20), {params:
+	 * {[BROTLI_PARAM_QUALITY]: 11, [BROTLI_PARAM_LGWIN]: 22}}); libbrotlienc is not linked.
+	 */
+	static const uint8_t brotli_bomb[] = {0xcb, 0xff, 0xff, 0x3f, 0xf8, 0x27, 0x00, 0xe2, 0xb1,
+	                                      0x40, 0x20, 0xf7, 0xfe, 0x2f, 0xff, 0xff, 0x3f, 0xf0,
+	                                      0x4f, 0x00, 0xc4, 0x61, 0x11, 0x80, 0xee, 0xfd, 0x07};
+	header(pkt, 16 + sizeof(brotli_bomb), 16, BILI_VER_BROTLI, 5);
+	memcpy(pkt + 16, brotli_bomb, sizeof(brotli_bomb));
+	ASSERT_EQ(bili_reader_feed(&r, pkt, 16 + sizeof(brotli_bomb), on_packet_cap, &c), 0);
+	ASSERT_EQ(r.skipped, 3);
+	ASSERT_STR_EQ(r.skip_why, "batch inflates past 1 MiB");
+	ASSERT_EQ(r.inflated.cap, 0);
+	/* Its first 10 bytes stop before any output: a corrupt batch, not a bomb. */
+	header(pkt, 16 + 10, 16, BILI_VER_BROTLI, 5);
+	ASSERT_EQ(bili_reader_feed(&r, pkt, 16 + 10, on_packet_cap, &c), 0);
+	ASSERT_EQ(r.skipped, 4);
+	ASSERT_STR_EQ(r.skip_why, "corrupt brotli batch");
+	ASSERT_EQ(c.n, 1);
+	bili_reader_finish(&r);
+	free(zeros);
 	free(pkt);
 }
 
@@ -493,6 +559,7 @@ int main(void)
 	RUN(test_bad_framing);
 	RUN(test_bad_batches);
 	RUN(test_batch_contents);
+	RUN(test_inflate_cap);
 	RUN(test_callback_error);
 	TEST_DONE();
 }

@@ -4,6 +4,8 @@
  * file and line. After each failure the struct must be exactly as conf_init left it.
  */
 #include "conf.h"
+#include "platform.h"
+#include "server.h"
 
 #include "buf.h"
 
@@ -224,7 +226,11 @@ static void test_labels(void)
 static void test_room_ids(void)
 {
 	struct conf c;
-	ASSERT_EQ(parse(&c, "[rooms]\n1\n"), -EINVAL); /* no '=' */
+	ASSERT_EQ(parse(&c, "[rooms]\n1\n"), 0); /* no '=': a room without a label */
+	ASSERT_EQ(c.n_rooms, 1);
+	ASSERT_EQ(c.rooms[0].id, 1);
+	ASSERT(c.rooms[0].label == NULL);
+	conf_finish(&c);
 	ASSERT_EQ(parse(&c, "[rooms]\n1 =\n9007199254740992 = max\n007 = leading zeros\n"), 0);
 	ASSERT_EQ(c.n_rooms, 3);
 	ASSERT_EQ(c.rooms[1].id, INT64_C(9007199254740992));
@@ -505,10 +511,10 @@ static void test_errors(void)
 	ASSERT_FAILS("[rooms]\n7 = a\n007 = b\n", "3: room 7 already listed on line 2");
 
 	ASSERT_FAILS("[recorder]\n[logging]\n",
-	             "2: unknown section [logging] (expected [recorder], [douyu] or [rooms])");
-	ASSERT_FAILS("[Rooms]\n", "1: unknown section [Rooms] (expected [recorder], [douyu] or "
-	                          "[rooms])");
-	ASSERT_FAILS("[]\n", "1: unknown section [] (expected [recorder], [douyu] or [rooms])");
+	             "2: unknown section [logging] (expected [recorder], [douyu], [bilibili] or [rooms])");
+	ASSERT_FAILS("[Rooms]\n", "1: unknown section [Rooms] (expected [recorder], [douyu], "
+	                          "[bilibili] or [rooms])");
+	ASSERT_FAILS("[]\n", "1: unknown section [] (expected [recorder], [douyu], [bilibili] or [rooms])");
 	ASSERT_FAILS("[rooms\n", "1: expected '[section]', got '[rooms'");
 	ASSERT_FAILS("[rooms] # trailing\n", "1: expected '[section]', got '[rooms] # trailing'");
 	ASSERT_FAILS("[\n", "1: expected '[section]', got '['");
@@ -535,7 +541,6 @@ static void test_errors(void)
 	             "3: heartbeat_s already set on line 2");
 
 	ASSERT_FAILS("[recorder]\ndatabase\n", "2: expected 'key = value', got 'database'");
-	ASSERT_FAILS("[rooms]\n288016\n", "2: expected 'key = value', got '288016'");
 	ASSERT_FAILS("[rooms]\n = label\n", "2: expected 'key = value', got '= label'");
 	ASSERT_FAILS("[recorder]\ndatabase =\n", "2: database: expected a value");
 	ASSERT_FAILS("[recorder]\ndatabase =   \r\n", "2: database: expected a value");
@@ -649,6 +654,91 @@ static void test_many_rooms(void)
 	ASSERT_STR_EQ(err, FILE_NAME ":20002: room 39596 already listed on line 7");
 }
 
+/* Rooms name their platform; a bare number is Douyu; (platform, id) is the identity. */
+static void test_platform_rooms(void)
+{
+	struct conf c;
+	ASSERT_EQ(parse(&c, "[rooms]\n"
+			    "douyu:288016 = d\n"
+			    "bilibili:76 = short\n"
+			    "bilibili:288016\n"
+			    "9999\n"),
+		  0);
+	ASSERT_EQ(c.n_rooms, 4);
+	ASSERT(c.rooms[0].platform == &douyu_platform);
+	ASSERT_EQ(c.rooms[0].id, 288016);
+	ASSERT(c.rooms[1].platform == &bilibili_platform);
+	ASSERT_EQ(c.rooms[1].id, 76);
+	ASSERT_STR_EQ(c.rooms[1].label, "short");
+	ASSERT(c.rooms[2].platform == &bilibili_platform); /* same id, other platform: allowed */
+	ASSERT_EQ(c.rooms[2].id, 288016);
+	ASSERT(c.rooms[3].platform == &douyu_platform);
+	conf_finish(&c);
+	ASSERT_FAILS("[rooms]\n288016\ndouyu:288016 = again\n",
+		     "3: room 288016 already listed on line 2");
+	ASSERT_FAILS("[rooms]\nbilibili:76\n\nbilibili:76\n",
+		     "4: room bilibili:76 already listed on line 2");
+	ASSERT_FAILS("[rooms]\nhuya:5 = x\n",
+		     "2: room 'huya:5': unknown platform (expected douyu or bilibili)");
+	ASSERT_FAILS("[rooms]\nbilibili: = x\n",
+		     "2: room id: expected an integer between 1 and 9007199254740992, got "
+		     "'bilibili:'");
+	ASSERT_FAILS("[rooms]\nbilibili:0\n",
+		     "2: room id: expected an integer between 1 and 9007199254740992, got "
+		     "'bilibili:0'");
+}
+
+static void test_bilibili_section(void)
+{
+	struct conf c;
+	ASSERT_EQ(parse(&c, "[bilibili]\n"
+			    "api = http://127.0.0.1:8080/\n"
+			    "live_api = https://live.example:8443/prefix\n"
+			    "transport = tcp\n"
+			    "servers = ws://127.0.0.1:2244/sub tcp://127.0.0.1:2243\n"
+			    "cookie_file = /etc/danmakud/bili.cookie\n"
+			    "user_agent = Mozilla/5.0 (X11) test\n"
+			    "api_interval_ms = 1500\n"
+			    "heartbeat_s = 20\n"
+			    "breaker_s = 60\n"
+			    "protover = 2\n"),
+		  0);
+	ASSERT_STR_EQ(c.bili.api, "http://127.0.0.1:8080"); /* trailing '/' dropped */
+	ASSERT_STR_EQ(c.bili.live_api, "https://live.example:8443/prefix");
+	ASSERT_EQ(c.bili.transport, SERVER_TCP);
+	ASSERT_EQ(c.bili.n_servers, 2);
+	ASSERT_STR_EQ(c.bili.servers[1], "tcp://127.0.0.1:2243");
+	ASSERT_EQ(c.n_servers, 0); /* Douyu's list is another */
+	ASSERT_STR_EQ(c.bili.cookie_file, "/etc/danmakud/bili.cookie");
+	ASSERT_STR_EQ(c.bili.user_agent, "Mozilla/5.0 (X11) test");
+	ASSERT_EQ(c.bili.api_interval_ms, 1500);
+	ASSERT_EQ(c.bili.heartbeat_s, 20);
+	ASSERT_EQ(c.bili.breaker_s, 60);
+	ASSERT_EQ(c.bili.protover, 2);
+	conf_finish(&c);
+	ASSERT_EQ(parse(&c, "[bilibili]\n"), 0);
+	ASSERT_EQ(c.bili.transport, -1);
+	ASSERT_EQ(c.bili.api_interval_ms, -1);
+	ASSERT(c.bili.api == NULL && c.bili.cookie_file == NULL);
+	conf_finish(&c);
+	ASSERT_FAILS("[bilibili]\ntransport = udp\n",
+		     "2: transport: expected wss, ws or tcp, got 'udp'");
+	ASSERT_FAILS("[bilibili]\napi = ftp://x\n",
+		     "2: api: expected an http:// or https:// URL without query, got 'ftp://x'");
+	ASSERT_FAILS("[bilibili]\napi = https://x/?a=1\n",
+		     "2: api: expected an http:// or https:// URL without query, got "
+		     "'https://x/?a=1'");
+	ASSERT_FAILS("[bilibili]\napi = http://user@x\n",
+		     "2: api: expected an http:// or https:// URL without query, got "
+		     "'http://user@x'");
+	ASSERT_FAILS("[bilibili]\nprotover = 1\n",
+		     "2: protover: expected an integer between 2 and 3, got '1'");
+	ASSERT_FAILS("[bilibili]\nservers = http://x/\n",
+		     "2: servers: server 'http://x/': expected wss://, ws:// or tcp://");
+	ASSERT_FAILS("[douyu]\napi = http://x\n",
+		     "2: unknown key 'api' in [douyu] (it belongs in [bilibili])");
+}
+
 int main(void)
 {
 	RUN(test_init_unset);
@@ -671,5 +761,7 @@ int main(void)
 	RUN(test_failure_resets);
 	RUN(test_length_respected);
 	RUN(test_many_rooms);
+	RUN(test_platform_rooms);
+	RUN(test_bilibili_section);
 	TEST_DONE();
 }

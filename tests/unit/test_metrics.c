@@ -84,7 +84,7 @@ static int count_str(const char *text, const char *s)
 }
 
 static const struct metrics_room two_rooms[] = {
-    {.id = 9999,
+    {.room = "9999",
      .label = "a \"quoted\" back\\slash\nnewline 主播",
      .state = "live",
      .live = true,
@@ -94,7 +94,7 @@ static const struct metrics_room two_rooms[] = {
      .reconnects = 3,
      .last_msg_ms = 1700000100000,
      .session_start_ms = 1700000050500},
-    {.id = 288016, .label = NULL, .state = "backoff", .reconnects = 9},
+    {.room = "288016", .label = NULL, .state = "backoff", .reconnects = 9},
 };
 
 static void test_render_samples(void)

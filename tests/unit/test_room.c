@@ -47,6 +47,11 @@ struct fake {
 	int records;
 	int64_t last_rec_session, last_rec_room;
 	char last_rec_type[16];
+	/* the prepare step of prep_platform */
+	int prepares, cancels, resolved;
+	int64_t resolved_id, resolved_short, prepare_id;
+	platform_prepared_cb prep_cb;
+	void *prep_ud;
 };
 
 static struct fake *fk; /* the transport functions have no user pointer of their own */
@@ -254,6 +259,71 @@ static const struct platform fake_platform = {
 	.goodbye = p_goodbye,
 };
 
+/* The same platform with a prepare step: the test answers it (prep_answer) when it likes. */
+struct platform_prepare {
+	int dummy;
+};
+static struct platform_prepare the_prepare;
+static struct platform_ctx *const the_ctx = (struct platform_ctx *)&the_prepare;
+
+static int pp_prepare(struct platform_ctx *ctx, int64_t room_id, platform_prepared_cb cb,
+		      void *user_data, struct platform_prepare **out)
+{
+	fk->prepares++;
+	fk->prepare_id = room_id;
+	fk->prep_cb = cb;
+	fk->prep_ud = user_data;
+	*out = &the_prepare;
+	return 0;
+}
+
+static void pp_cancel(struct platform_prepare *p)
+{
+	fk->cancels++;
+	fk->prep_cb = NULL;
+}
+
+static void pp_free(struct platform_prepared *p)
+{
+	if (!p)
+		return;
+	free(p->servers);
+	free(p->headers);
+	free(p);
+}
+
+static const struct platform prep_platform = {
+	.name = "prep",
+	.default_servers = p_servers,
+	.prepare = pp_prepare,
+	.prepare_cancel = pp_cancel,
+	.prepared_free = pp_free,
+	.session_create = p_create,
+	.session_destroy = p_destroy,
+	.hello = p_hello,
+	.feed = p_feed,
+	.heartbeat = p_heartbeat,
+	.goodbye = p_goodbye,
+};
+
+/* Answer the pending prepare: real id, one server (NULL: the env's), refresh_after_ms. */
+static void prep_answer(int64_t real, const char *url, uint64_t refresh)
+{
+	struct platform_prepared *p = calloc(1, sizeof(*p));
+	p->room_id = real;
+	p->short_id = 76;
+	p->refresh_after_ms = refresh;
+	if (url) {
+		char err[128];
+		p->servers = calloc(1, sizeof(*p->servers));
+		server_parse(url, p->servers, err, sizeof(err));
+		p->n_servers = 1;
+	}
+	platform_prepared_cb cb = fk->prep_cb;
+	fk->prep_cb = NULL;
+	cb(fk->prep_ud, 0, p, NULL);
+}
+
 /* ---- room events ---- */
 
 static int64_t ev_began(void *ud, const char *url, const char *peer)
@@ -289,7 +359,15 @@ static void ev_gone(void *ud)
 	fk->gone++;
 }
 
+static void ev_resolved(void *ud, int64_t id, int64_t short_id)
+{
+	fk->resolved++;
+	fk->resolved_id = id;
+	fk->resolved_short = short_id;
+}
+
 static const struct room_events events = {
+	.resolved = ev_resolved,
 	.session_began = ev_began,
 	.session_joined = ev_joined,
 	.session_ended = ev_ended,
@@ -752,6 +830,8 @@ static void test_tls_states(void)
 static void test_stop_in_each_state(void)
 {
 	for (int st = ROOM_IDLE; st <= ROOM_CLOSING; st++) {
+		if (st == ROOM_PREPARING)
+			continue; /* a platform with a prepare step: test_prepare_then_connect */
 		struct fake *f = fake_setup(st == ROOM_TLS_HANDSHAKE ? "wss://127.0.0.1:1/"
 					    : st == ROOM_WS_UPGRADE  ? "ws://127.0.0.1:1/"
 								     : "tcp://127.0.0.1:1",
@@ -809,6 +889,87 @@ static void test_stop_in_each_state(void)
 	}
 }
 
+static struct room *new_prep_room(struct fake *f, int64_t id)
+{
+	struct room *r = NULL;
+	f->env.pctx = the_ctx;
+	if (room_create(&f->env, &prep_platform, id, &events, NULL, &r) < 0)
+		return NULL;
+	return r;
+}
+
+static void test_prepare_then_connect(void)
+{
+	struct fake *f = fake_setup("tcp://127.0.0.1:1001", NULL);
+	struct room *r = new_prep_room(f, 76);
+	ASSERT_STR_EQ(room_name(r), "prep:76");
+	room_start(r);
+	ASSERT_EQ(room_state(r), ROOM_PREPARING);
+	ASSERT_EQ(f->prepares, 1);
+	ASSERT_EQ(f->prepare_id, 76); /* the id as configured */
+	ASSERT_EQ(f->connects, 0);
+	prep_answer(14073662, "tcp://127.0.0.1:2001", 0);
+	ASSERT_EQ(f->resolved, 1);
+	ASSERT_EQ(f->resolved_id, 14073662);
+	ASSERT_EQ(f->resolved_short, 76);
+	ASSERT_EQ(room_state(r), ROOM_CONNECTING);
+	ASSERT_EQ(f->n->port, 2001); /* the prepared server, not the env's */
+	srv_connected();
+	srv_send("J;R;");
+	ASSERT_EQ(f->last_rec_room, 14073662); /* the session records under the real id */
+	/* A lost connection reuses the fresh result: no second prepare. */
+	srv_error(UV_EOF, "read");
+	net_closed();
+	run_backoff(f);
+	ASSERT_EQ(f->prepares, 1);
+	ASSERT_EQ(f->n->port, 2001);
+	/* A server error (a refused token) asks for a new one. */
+	srv_connected();
+	srv_send("E;");
+	net_closed();
+	run_backoff(f);
+	ASSERT_EQ(room_state(r), ROOM_PREPARING);
+	ASSERT_EQ(f->prepares, 2);
+	ASSERT_EQ(finish_room(f, r), 1);
+	ASSERT_EQ(f->cancels, 1); /* stopped while preparing */
+	ASSERT_EQ(fake_teardown(f), 0);
+}
+
+static void test_prepare_failure_and_fallback(void)
+{
+	struct fake *f = fake_setup("tcp://127.0.0.1:1001", NULL);
+	struct room *r = new_prep_room(f, 5);
+	room_start(r);
+	platform_prepared_cb cb = f->prep_cb;
+	f->prep_cb = NULL;
+	cb(f->prep_ud, -ENOENT, NULL, "no such room");
+	ASSERT_EQ(room_state(r), ROOM_BACKOFF);
+	ASSERT_EQ(f->connects, 0);
+	run_backoff(f);
+	ASSERT_EQ(room_state(r), ROOM_PREPARING);
+	ASSERT_EQ(f->prepares, 2);
+	/* Degraded: the env's servers, and a refresh after 30 s of live session. */
+	prep_answer(5, NULL, 30000);
+	ASSERT_EQ(f->n->port, 1001);
+	srv_connected();
+	srv_send("J;");
+	ASSERT_EQ(room_state(r), ROOM_LIVE);
+	f->now += 20000;
+	room_tick(r, f->now);
+	ASSERT_EQ(room_state(r), ROOM_LIVE);
+	srv_send("P;");
+	f->now += 11000;
+	room_tick(r, f->now);
+	ASSERT_EQ(room_state(r), ROOM_CLOSING);
+	ASSERT(strstr(f->ended_reason, "refresh") != NULL || f->ended == 0);
+	net_closed();
+	ASSERT(strstr(f->ended_reason, "refresh") != NULL);
+	run_backoff(f);
+	ASSERT_EQ(f->prepares, 3); /* a degraded result is never reused */
+	ASSERT_EQ(finish_room(f, r), 1);
+	ASSERT_EQ(fake_teardown(f), 0);
+}
+
 int main(void)
 {
 	log_init(LOG_LEVEL_ERR); /* the rooms warn about every failure we script */
@@ -826,5 +987,7 @@ int main(void)
 	RUN(test_websocket_states);
 	RUN(test_tls_states);
 	RUN(test_stop_in_each_state);
+	RUN(test_prepare_then_connect);
+	RUN(test_prepare_failure_and_fallback);
 	TEST_DONE();
 }
