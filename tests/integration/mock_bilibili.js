@@ -22,6 +22,7 @@
 //   GET /_mock/script?room=REAL    the commands this room is sent after auth, in order
 //   GET /_mock/rotate[?img=&sub=]  new Wbi keys (random when not given): old signatures get -352
 //   GET /_mock/kick?room=REAL      drop that room's chat connections (no close frame)
+//   GET /_mock/revoke?room=REAL    forget every token issued for the room: its next auth gets -101
 //   GET /_mock/mode?always352=0|1&http412=N&hb_timeout=S&auth_timeout=S&replay=every|first
 //                                  change modes at run time
 //
@@ -671,6 +672,19 @@ function control(st, u, res) {
       st.log.events.push({ t: Date.now(), what: 'kick', room, n });
       say(`KICK ${room} ${n}`);
       return json(res, 200, { room, kicked: n });
+    }
+    case '/_mock/revoke': {
+      const room = Number(q.get('room'));
+      let n = 0;
+      for (const [token, t] of st.tokens) {
+        if (t.room === room) {
+          st.tokens.delete(token);
+          n++;
+        }
+      }
+      st.log.events.push({ t: Date.now(), what: 'revoke', room, n });
+      say(`REVOKE ${room} ${n}`);
+      return json(res, 200, { room, revoked: n });
     }
     case '/_mock/mode': {
       if (q.has('always352')) st.always352 = q.get('always352') === '1';
