@@ -43,20 +43,25 @@
  *     info[0][7] may be missing, then empty). Indexes are read defensively: a short array,
  *     a null or a wrong type just leaves that column out.
  * (2) SEND_GIFT_V2: data.pb is base64 protobuf SendGiftBroadcast. One record per gift_list
- *     item (at most BILI_CMD_MAX_GIFTS; the rest only in data), each with the same data and
- *     `decoded` = {"uid","uname","face","guard_level", "medal_info":{"target_id",
- *     "anchor_roomid","level","name"} and "blind_gift":{"original_gift_name",
- *     "original_gift_price"} when sent, "switch", "index", "items" (how many the message
- *     holds), "gift_id","gift_name","num","gift_type","price","total_coin","coin_type",
- *     "tid","timestamp","rnd","action"}; fields not sent have protobuf's defaults (0, "",
- *     false), so a guest sender is uid 0. With an empty tid the key is
+ *     item (at most BILI_CMD_MAX_GIFTS; the rest only in data), each with the same data,
+ *     uid = field 1 (has_uid; 0 when not sent, as for guests), nick = field 2 when sent,
+ *     cid "SEND_GIFT_V2:<tid>:<i>" (i counts from 0) and `decoded` = {"uid","uname",
+ *     "face","guard_level", "medal_info":{"target_id","anchor_roomid","level","name"} and
+ *     "blind_gift":{"original_gift_name","original_gift_price"} when sent, "switch",
+ *     "index", "items" (how many the message holds), "gift_id","gift_name","num",
+ *     "gift_type","price","total_coin","coin_type","tid","timestamp","rnd","action"};
+ *     fields not sent have protobuf's defaults (0, "", false). With an empty tid the key is
  *     "SEND_GIFT_V2:msg:<msg_id>:<i>" when there is a msg_id. No gift_list: one record with
  *     the sender and "items":0.
- * (3) INTERACT_WORD_V2: data.pb is base64 protobuf; decoded = {"uid","uname","msg_type",
- *     "room_id","timestamp","score","trigger_time","guard_level", "uinfo":{"uid",
- *     "base":{"uname","face"},"wealth":{"level"}} when sent}. A trigger_time of 0 makes no key.
- *     When data.pb is missing or does not decode (either V2 command), the message is stored
- *     once with no typed columns and decoded NULL; nothing is counted as skipped.
+ * (3) INTERACT_WORD_V2: data.pb is base64 protobuf; uid = field 1 (has_uid, 0 when not
+ *     sent), nick = field 2, else uinfo.base.uname, when sent; cid
+ *     "INTERACT_WORD_V2:<uid>:<trigger_time>" (none for a trigger_time of 0: then the msg_id
+ *     key); decoded = {"uid","uname","msg_type","room_id","timestamp","score",
+ *     "trigger_time","guard_level", "uinfo":{"uid","base":{"uname","face"},
+ *     "wealth":{"level"}} when sent}.
+ *     When data.pb is missing, empty (pure_live's scrubbed captures), not base64 or not
+ *     protobuf (either V2 command), the message is stored once with no typed columns and
+ *     decoded NULL; nothing is counted as skipped.
  *
  * A uid is a JSON integer or a decimal string (SUPER_CHAT_MESSAGE_JPN, ROOM_BLOCK_MSG's top
  * level); uid 0 with a masked name ("x***") is a guest's view of a sender and stays uid 0,

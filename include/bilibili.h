@@ -99,8 +99,17 @@ struct bili_params {
 	int protover;      /* 3 brotli (default when 0) or 2 zlib */
 };
 
-/* The session functions of bilibili_platform (its prepare step lives in bili_api.c).
- * params is a struct bili_params (NULL: guest, no token, protover 3). */
+/*
+ * The session functions of bilibili_platform (its prepare step lives in bili_api.c; they live
+ * in bili_session.c). params is a struct bili_params (NULL: guest, no token, protover 3).
+ * hello: the auth packet, with a new random queue_uuid each time (-EINVAL when buvid or
+ * token is not NUL-terminated). feed: op 8 {"code":0} (or empty) calls on_joined once, any
+ * other code on_server_error (-101: "token error (auth refused)", else "auth refused"); op 3
+ * gives a record of type "popularity", data {"popularity":N}, no typed columns, for the
+ * first reply and whenever N changes; op 5 commands become records as bili_cmd.h says, each
+ * one's ACK (op 24) appended to out before its records are delivered. Unusable packets are
+ * reported through on_skipped once per feed. heartbeat: an empty op 2. goodbye: nothing.
+ */
 int bili_session_create(int64_t room_id, const void *params, const struct platform_events *ev,
 			void *user_data, struct platform_session **out);
 void bili_session_destroy(struct platform_session *s);

@@ -312,6 +312,8 @@ static void e_raw(struct enc *e, const void *p, size_t n)
 	if (e->n + n > e->cap) {
 		e->cap = (e->n + n) * 2 + 64;
 		e->b = realloc(e->b, e->cap);
+		if (!e->b)
+			abort();
 	}
 	memcpy(e->b + e->n, p, n);
 	e->n += n;
@@ -350,11 +352,15 @@ static char *pb_body(const char *cmd, const char *extra, const struct enc *pb)
 	size_t need = 0;
 	mbedtls_base64_encode(NULL, 0, &need, pb->b, pb->n);
 	char *b64 = malloc(need + 1);
+	if (!b64)
+		abort();
 	size_t got = 0;
 	mbedtls_base64_encode((unsigned char *)b64, need + 1, &got, pb->b, pb->n);
 	b64[got] = 0;
 	size_t n = strlen(cmd) + strlen(extra) + got + 64;
 	char *body = malloc(n);
+	if (!body)
+		abort();
 	snprintf(body, n, "{\"cmd\":\"%s\",%s\"data\":{\"pb\":\"%s\"}}", cmd, extra, b64);
 	free(b64);
 	return body;
@@ -560,6 +566,7 @@ static void test_sc_and_jpn(void)
 	ASSERT(at);
 	size_t n = len + 8;
 	char *jpn = malloc(n);
+	ASSERT(jpn);
 	snprintf(jpn, n, "%.*s\"SUPER_CHAT_MESSAGE_JPN\"%s", (int)(at - sc), sc, at + 20);
 	/* The Japanese text, when there is one. */
 	char *m = strstr(jpn, "\"message_trans\": \"\"");
@@ -755,6 +762,7 @@ static void test_skipped(void)
 	}
 	/* Too deep for jansson (its limit is 2048). */
 	char *deep = malloc(20000);
+	ASSERT(deep);
 	size_t n = (size_t)sprintf(deep, "{\"cmd\":\"X\",\"a\":");
 	for (int i = 0; i < 5000; i++)
 		deep[n++] = '[';
@@ -898,7 +906,10 @@ static void test_buffers_trimmed(void)
 {
 	size_t n = 900000;
 	char *body = malloc(n + 64);
-	size_t k = (size_t)sprintf(body, "{\"cmd\":\"ROOM_CHANGE\",\"data\":{\"title\":\"");
+	ASSERT(body);
+	static const char head[] = "{\"cmd\":\"ROOM_CHANGE\",\"data\":{\"title\":\"";
+	size_t k = sizeof(head) - 1;
+	memcpy(body, head, k);
 	memset(body + k, 'x', n);
 	k += n;
 	k += (size_t)sprintf(body + k, "\xff\"}}");
