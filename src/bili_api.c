@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bili_cmd.h"
 #include "bilibili.h"
 #include "buf.h"
 #include "conf.h"
@@ -723,9 +724,9 @@ static int bili_ctx_create(const struct platform_env *env, struct platform_ctx *
 	list_init(&c->queue);
 	uv_timer_init(c->loop, &c->timer);
 	c->timer.data = c;
-	/* jansson seeds its hash from /dev/urandom at first use unless told: a file read the
-	 * loop need not make. Collisions only cost time here (objects are small, bounded). */
-	json_object_seed((size_t)uv_hrtime() | 1);
+	/* Before jansson's first use (API answers come before any session): seeded here,
+	 * jansson does not open /dev/urandom itself. */
+	bili_json_seed();
 	if (!c->set.cookie)
 		log_notice("bilibili: no [bilibili] cookie_file: recording as a guest, so Bilibili "
 			   "masks chat names (e.g. 观***) and sends uid 0; README 'Bilibili login' "

@@ -67,7 +67,8 @@ static void check_result(int rc, const struct cli_opts *o, const char *err, int 
 	check(o->n_rooms <= CONF_MAX_ROOMS && (o->n_rooms == 0) == (o->rooms == NULL));
 	check(o->n_rooms < (size_t)argc);
 	for (size_t i = 0; i < o->n_rooms; i++)
-		check(o->rooms[i] >= 1 && o->rooms[i] <= CONF_MAX_ROOM_ID);
+		check(o->rooms[i].id >= 1 && o->rooms[i].id <= CONF_MAX_ROOM_ID &&
+		      o->rooms[i].platform && !o->rooms[i].label);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -94,14 +95,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int rc = parse_once(copy, size, &o, err, sizeof(err), &argc, &argv);
 	check_result(rc, &o, err, argc, argv);
 	size_t n_rooms = o.n_rooms;
-	int64_t first = n_rooms ? o.rooms[0] : 0;
+	int64_t first = n_rooms ? o.rooms[0].id : 0;
 	cli_finish(&o);
 	check(o.rooms == NULL && o.n_rooms == 0);
 
 	/* The same arguments again, in fresh strings: the same outcome. */
 	int rc2 = parse_once(copy2, size, &o2, err2, sizeof(err2), &argc2, &argv2);
 	check_result(rc2, &o2, err2, argc2, argv2);
-	check(rc2 == rc && o2.n_rooms == n_rooms && (!n_rooms || o2.rooms[0] == first));
+	check(rc2 == rc && o2.n_rooms == n_rooms && (!n_rooms || o2.rooms[0].id == first));
 	check(rc == 0 || strcmp(err, err2) == 0);
 	cli_finish(&o2);
 	free(copy);

@@ -109,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	douyu_reader_init(&r);
 	struct platform_session *ps = NULL;
 	plat_skipped = 0;
-	check(douyu_platform.session_create(9999, &events, NULL, &ps) == 0);
+	check(douyu_platform.session_create(9999, NULL, &events, NULL, &ps) == 0);
 	struct buf out;
 	buf_init(&out);
 	int rc_split = 0, rc_plat = 0;
