@@ -102,6 +102,10 @@ struct bili_cmd {
 
 /* A record, ready for the store; strings are borrowed for the call only. A negative return
  * stops bili_cmd_records, which returns it. */
+/* A command with more JSON values than this is skipped unparsed (a memory bound; real ones
+ * hold a few hundred). */
+#define BILI_CMD_MAX_VALUES 65536
+
 typedef int (*bili_record_cb)(void *user_data, const struct record *rec);
 
 /*

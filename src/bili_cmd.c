@@ -145,6 +145,28 @@ static int neuter_numbers(struct bili_cmd *c, const char *p, size_t n)
 	return 0;
 }
 
+/*
+ * jansson builds a tree of allocated values, about 100 bytes each: a hostile 1 MiB body of
+ * `[{},{},...]` would cost ~70 MiB while it parses. Real commands hold a few hundred values,
+ * so a body that holds more than BILI_CMD_MAX_VALUES (its '[', '{' and ',' outside strings
+ * bound the count) is skipped before jansson sees it, which bounds the tree to a few MiB.
+ */
+static bool too_many_values(const char *p, size_t n)
+{
+	size_t count = 0;
+	for (size_t i = 0; i < n; i++) {
+		char ch = p[i];
+		if (ch == '"') {
+			for (i++; i < n && p[i] != '"'; i++)
+				if (p[i] == '\\')
+					i++;
+		} else if ((ch == ',' || ch == '[' || ch == '{') && ++count > BILI_CMD_MAX_VALUES) {
+			return true;
+		}
+	}
+	return false;
+}
+
 static json_t *load(const char *p, size_t n, json_error_t *err)
 {
 	/* \u0000 is legal JSON; the columns get it as U+FFFD. Any value is decoded, so that a
@@ -167,6 +189,10 @@ int bili_cmd_parse(struct bili_cmd *c, const uint8_t *body, size_t len, const ch
 	}
 	c->body = p;
 	c->body_len = n;
+	if (too_many_values(p, n)) {
+		*why = "command holds more than 65536 JSON values";
+		return 1;
+	}
 	json_error_t err;
 	json_t *root = load(p, n, &err);
 	if (!root && json_error_code(&err) == json_error_numeric_overflow) {

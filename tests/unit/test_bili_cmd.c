@@ -772,6 +772,26 @@ static void test_skipped(void)
 	struct recs rs = {.n = 0};
 	ASSERT_EQ(map(deep, n, &rs, NULL), 1000);
 	free(deep);
+
+	/* A memory bound: more values than BILI_CMD_MAX_VALUES is skipped unparsed (jansson
+	 * would build ~70 MiB of tree for 1 MiB of "{},"); commas inside strings do not count,
+	 * and exactly the bound still parses. */
+	size_t cap = 4 * (size_t)BILI_CMD_MAX_VALUES + 64;
+	char *wide = malloc(cap);
+	ASSERT(wide);
+	n = (size_t)sprintf(wide, "{\"cmd\":\"X\",\"a\":[");
+	for (int i = 0; i < BILI_CMD_MAX_VALUES - 3; i++) /* with the 3 before and the 1 after */
+			n += (size_t)sprintf(wide + n, "%s1", i ? "," : "");
+	n += (size_t)sprintf(wide + n, "],\"s\":\",,,[[{{\"}");
+	const char *why = NULL;
+	ASSERT_EQ(map(wide, n, &rs, &why), 1); /* 65536 values: stored */
+	recs_free(&rs);
+	memmove(wide + 16, wide + 15, n - 15);
+	wide[15] = '[';
+	n++;
+	ASSERT_EQ(map(wide, n, &rs, &why), 1000); /* one more: skipped */
+	ASSERT_STR_EQ(why, "command holds more than 65536 JSON values");
+	free(wide);
 }
 
 static bool valid_utf8_no_nul(const char *s)
