@@ -92,6 +92,9 @@ struct platform {
 	 */
 	int (*ctx_create)(const struct platform_env *env, struct platform_ctx **out, char *err,
 			  size_t errlen);
+	/* What ctx_create would refuse in conf, checked without a loop (--check-config):
+	 * 0, or -errno with the reason in err. Optional. */
+	int (*check_conf)(const struct conf *conf, char *err, size_t errlen);
 	/* Pending prepares must have been cancelled. Accepts NULL. */
 	void (*ctx_destroy)(struct platform_ctx *ctx);
 	/* The configuration changed (SIGHUP): take the new settings from conf (valid during

@@ -705,6 +705,15 @@ static void on_response(void *user_data, int err, const struct httpc_response *r
 
 /* ---- the platform functions ---- */
 
+static int bili_check_conf(const struct conf *conf, char *err, size_t errlen)
+{
+	struct bili_settings s;
+	int rc = settings_load(&s, conf, err, errlen);
+	if (rc == 0)
+		settings_free(&s);
+	return rc;
+}
+
 static int bili_ctx_create(const struct platform_env *env, struct platform_ctx **out, char *err,
 			   size_t errlen)
 {
@@ -823,6 +832,7 @@ const struct platform bilibili_platform = {
 	.name = "bilibili",
 	.default_servers = bili_servers,
 	.heartbeat_ms = 30000,
+	.check_conf = bili_check_conf,
 	.ctx_create = bili_ctx_create,
 	.ctx_destroy = bili_ctx_destroy,
 	.ctx_reload = bili_ctx_reload,

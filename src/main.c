@@ -19,6 +19,7 @@
 #include "conf.h"
 #include "export.h"
 #include "log.h"
+#include "platform.h"
 #include "rec.h"
 #include "server.h"
 
@@ -210,6 +211,14 @@ int main(int argc, char **argv)
 		opt.reload_ctx = &app;
 	}
 	if (cli.action == CLI_CHECK_CONFIG) {
+		/* What a platform would refuse at start (a cookie file others can read). */
+		for (size_t i = 0; platforms[i]; i++) {
+			if (platforms[i]->check_conf &&
+			    platforms[i]->check_conf(&start.conf, err, sizeof(err)) < 0) {
+				report(err);
+				goto out;
+			}
+		}
 		printf("configuration ok: %zu rooms, database %s, metrics file %s\n", opt.n_rooms,
 		       opt.db_path, opt.metrics_file ? opt.metrics_file : "(none)");
 		code = 0;

@@ -156,6 +156,10 @@ def cookies(h):
     ck.check(SESSDATA not in err + out and 'risk%2Ctest' not in err + out,
              'cookie_file 0644: the message does not show what is in it')
     ck.eq(bc.mock_log(mock)['requests'], [], 'cookie_file 0644: no API call was made')
+    rc, out, err = h.run_danmakud(['--check-config', '-c', conf], timeout=20)
+    ck.check(rc == 2 and cookie in err and SESSDATA not in err + out,
+             'cookie_file 0644: --check-config refuses it too (exit %r), naming the file only' % rc,
+             err[-2000:])
 
     os.chmod(cookie, 0o600)
     expects = {room: bc.Expect(bc.mock_script(mock, room))}
