@@ -271,6 +271,8 @@ static void bili_prepared_free(struct platform_prepared *p)
 	if (p->params)
 		memset(p->params, 0, sizeof(struct bili_params)); /* the token */
 	free(p->params);
+	if (p->headers) /* the Cookie line */
+		memset(p->headers, 0, strlen(p->headers));
 	free(p->headers);
 	free(p);
 }
