@@ -7,6 +7,7 @@
  * buffer gives the same result with a truncated copy of the same message.
  */
 #include "conf.h"
+#include "platform.h"
 #include "fuzz.h"
 
 #include <errno.h>
@@ -38,17 +39,36 @@ static void check_success(const struct conf *c)
 	for (size_t i = 0; i < c->n_rooms; i++) {
 		const struct conf_room *r = &c->rooms[i];
 		check(r->id >= 1 && r->id <= (INT64_C(1) << 53));
+		check(r->platform && platform_find(r->platform->name, strlen(r->platform->name)) ==
+					 r->platform);
 		if (r->label) {
 			size_t n = strlen(r->label);
 			check(n > 0 && !is_blank(r->label[0]) && !is_blank(r->label[n - 1]));
 			check(!strchr(r->label, '\n'));
 		}
 	}
-	/* Room ids are unique (quadratic, so only on inputs of a sane size). */
+	/* Rooms are unique as (platform, id): Douyu 9999 and Bilibili 9999 are two rooms
+	 * (quadratic, so only on inputs of a sane size). */
 	if (c->n_rooms <= 2000)
 		for (size_t i = 0; i < c->n_rooms; i++)
 			for (size_t j = i + 1; j < c->n_rooms; j++)
-				check(c->rooms[i].id != c->rooms[j].id);
+				check(c->rooms[i].id != c->rooms[j].id ||
+				      c->rooms[i].platform != c->rooms[j].platform);
+	/* [bilibili]: the same rules for its servers; base URLs without a trailing '/'. */
+	const struct conf_bilibili *b = &c->bili;
+	check(b->n_servers <= CONF_MAX_SERVERS);
+	for (size_t i = 0; i < b->n_servers; i++)
+		check(b->servers[i] && !strpbrk(b->servers[i], " \t\r\n"));
+	const char *bases[] = {b->api, b->live_api};
+	for (size_t i = 0; i < 2; i++) {
+		const char *u = bases[i];
+		if (!u)
+			continue;
+		check(strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0);
+		check(u[strlen(u) - 1] != '/' && !strpbrk(u, " ?#@"));
+	}
+	check(b->transport >= -1 && b->transport <= 2);
+	check(b->protover == -1 || b->protover == 2 || b->protover == 3);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
