@@ -147,6 +147,12 @@ const struct platform *platform_find(const char *name, size_t n);
 extern const struct platform *const platforms[];
 #define PLATFORM_NAMES "douyu or bilibili"
 
+/* p's position in platforms[] (the count of platforms when p is not there). */
+size_t platform_index(const struct platform *p);
+/* A room as logs and messages name it: "288016" for the default platform, "bilibili:76"
+ * for the others (so older Douyu log lines read as they did). Returns dst. */
+const char *platform_room_name(char *dst, size_t cap, const struct platform *p, int64_t id);
+
 /*
  * A room as the user writes it: "douyu:288016", "bilibili:76", or a bare "288016" (Douyu).
  * The id is 1 .. 2^53. Returns 0, -ENOENT (the prefix names no platform) or -EINVAL.

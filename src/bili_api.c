@@ -95,7 +95,8 @@ struct platform_ctx {
 	uint64_t last_danmu_at;
 	bool danmu_called;
 	uint64_t breaker_until;           /* 0: closed */
-	char status[128];
+	const char *breaker_why;          /* static: "HTTP 412" or "code -412" */
+	char status[128];                 /* ctx_status's answer, made when asked */
 	bool logged_guest;
 };
 
@@ -346,7 +347,6 @@ static void pump(struct platform_ctx *c)
 			return;
 		}
 		c->breaker_until = 0;
-		c->status[0] = '\0';
 		log_notice("bilibili: circuit breaker closed; API calls resume");
 	}
 	int rc;
@@ -406,8 +406,7 @@ static void open_breaker(struct platform_ctx *c, const char *what)
 {
 	uint64_t now = now_ms(c);
 	c->breaker_until = now + c->set.breaker_ms;
-	snprintf(c->status, sizeof(c->status), "API blocked (%s): circuit breaker open for %" PRIu64
-		 " s", what, c->set.breaker_ms / 1000);
+	c->breaker_why = what;
 	log_warn("bilibili: %s: this address is blocked for a while; circuit breaker open, no API "
 		 "call for any room for %" PRIu64 " s",
 		 what, c->set.breaker_ms / 1000);
@@ -693,10 +692,8 @@ static void on_response(void *user_data, int err, const struct httpc_response *r
 			on_room(c, p, err < 0 ? -1 : code, data);
 		break;
 	case STEP_DANMU:
-		if (p) {
+		if (p)
 			on_danmu(c, p, err < 0 ? -1 : code, what, data);
-			p = NULL;
-		}
 		break;
 	case STEP_NONE:
 		break;
@@ -793,7 +790,9 @@ static const char *bili_ctx_status(struct platform_ctx *c)
 		return NULL;
 	uint64_t now = now_ms(c);
 	uint64_t left = c->breaker_until > now ? (c->breaker_until - now + 999) / 1000 : 0;
-	snprintf(c->status, sizeof(c->status), "API blocked (HTTP 412): circuit breaker open, %" PRIu64 " s left", left);
+	snprintf(c->status, sizeof(c->status),
+		 "API blocked (%s): circuit breaker open, %" PRIu64 " s left", c->breaker_why,
+		 left);
 	return c->status;
 }
 

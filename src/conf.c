@@ -359,20 +359,7 @@ static int grow_slots(struct parser *p)
 /* The set's key of a room: ids are below 2^53, so the platform's index fits above them. */
 static int64_t room_key(const struct platform *pf, int64_t id)
 {
-	size_t i = 0;
-	while (platforms[i] && platforms[i] != pf)
-		i++;
-	return id + ((int64_t)i << 54);
-}
-
-/* How messages name a room: "9999" (the default platform), "bilibili:76". */
-static const char *room_str(char *dst, size_t cap, const struct platform *pf, int64_t id)
-{
-	if (pf == platforms[0])
-		snprintf(dst, cap, "%" PRId64, id);
-	else
-		snprintf(dst, cap, "%s:%" PRId64, pf->name, id);
-	return dst;
+	return id + ((int64_t)platform_index(pf) << 54);
 }
 
 static int add_room(struct parser *p, const char *key, size_t key_len, const char *v, size_t n)
@@ -399,10 +386,10 @@ static int add_room(struct parser *p, const char *key, size_t key_len, const cha
 		struct room_slot *s = find_slot(p->slots, p->n_slots, rk);
 		if (s->id)
 			return fail(p, "room %s already listed on line %zu",
-			            room_str(rs, sizeof(rs), pf, id), s->line);
+			            platform_room_name(rs, sizeof(rs), pf, id), s->line);
 	}
 	if (text_utf8_valid_prefix(v, n) != n)
-		return fail(p, "room %s: label is not valid UTF-8", room_str(rs, sizeof(rs), pf, id));
+		return fail(p, "room %s: label is not valid UTF-8", platform_room_name(rs, sizeof(rs), pf, id));
 	if (p->c.n_rooms == CONF_MAX_ROOMS)
 		return fail(p, CONF_TOO_MANY_ROOMS, CONF_MAX_ROOMS);
 	if (grow_slots(p) < 0)

@@ -2,6 +2,8 @@
 #include "platform.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "text.h"
@@ -14,6 +16,23 @@ const struct platform *platform_find(const char *name, size_t n)
 		if (strlen(platforms[i]->name) == n && memcmp(platforms[i]->name, name, n) == 0)
 			return platforms[i];
 	return NULL;
+}
+
+size_t platform_index(const struct platform *p)
+{
+	size_t i = 0;
+	while (platforms[i] && platforms[i] != p)
+		i++;
+	return i;
+}
+
+const char *platform_room_name(char *dst, size_t cap, const struct platform *p, int64_t id)
+{
+	if (p == platforms[0])
+		snprintf(dst, cap, "%" PRId64, id);
+	else
+		snprintf(dst, cap, "%s:%" PRId64, p->name, id);
+	return dst;
 }
 
 int platform_parse_room(const char *s, size_t n, const struct platform **p, int64_t *id)

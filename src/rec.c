@@ -631,14 +631,6 @@ static bool same_label(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
-static size_t platform_index(const struct platform *pf)
-{
-	size_t i = 0;
-	while (platforms[i] && platforms[i] != pf)
-		i++;
-	return i;
-}
-
 /* Rooms are ordered by (platform, id as configured). */
 static int cmp_key(const struct platform *pa, int64_t a, const struct platform *pb, int64_t b)
 {
@@ -667,7 +659,6 @@ static int cmp_conf_room(const void *a, const void *b)
 
 static int open_platform(struct rec *rec, struct rec_platform *rp);
 static uint64_t heartbeat_ms(const struct rec *rec, const struct platform *pf);
-static void on_tick(uv_timer_t *t);
 
 struct room_changes {
 	size_t added, removed, relabelled, kept;
@@ -867,8 +858,6 @@ static void rec_reload(struct rec *rec)
 									 sizeof(err)) < 0)
 			log_err("reload: %s; keeping its running settings", err);
 	}
-	uint64_t tick = tick_interval_ms(rec);
-	uv_timer_start(&rec->tick_timer, on_tick, tick, tick);
 	if (next.flush_ms != rec->opt.flush_ms) {
 		rec->opt.flush_ms = next.flush_ms;
 		uv_timer_start(&rec->flush_timer, on_flush, next.flush_ms, next.flush_ms);
@@ -893,6 +882,9 @@ static void rec_reload(struct rec *rec)
 	if (rc < 0)
 		log_err("reload: %s; some rooms were not updated", strerror(-rc));
 	rec->opt.conf = NULL; /* valid only during the reload callback's call */
+	/* After set_rooms: a platform its first room opened may bring a shorter heartbeat. */
+	uint64_t tick = tick_interval_ms(rec);
+	uv_timer_start(&rec->tick_timer, on_tick, tick, tick);
 	rec->reloads_ok++;
 	log_info("reloaded: %zu rooms: %zu added, %zu removed, %zu relabelled, %zu unchanged; "
 		 "heartbeat %u s, flush %u ms",
@@ -1073,10 +1065,6 @@ static int open_platform(struct rec *rec, struct rec_platform *rp)
 	rp->open = true;
 	log_info("%s: servers: %zu, first %s, heartbeat %" PRIu64 " s", pf->name, n_urls,
 		 servers[0].url, rp->env.heartbeat_ms / 1000);
-	if (rec->tick_timer.data) { /* a reload: a shorter heartbeat may need a faster tick */
-		uint64_t tick = tick_interval_ms(rec);
-		uv_timer_start(&rec->tick_timer, on_tick, tick, tick);
-	}
 	return 0;
 }
 

@@ -581,9 +581,8 @@ static void on_prepared(void *user_data, int status, struct platform_prepared *p
 	r->prep = p;
 	r->prep_at = now_ms(r);
 	r->prep_stale = false;
-	if (p->room_id > 0 && (p->room_id != r->real_id || p->short_id > 0)) {
-		if (p->room_id != r->id)
-			log_info("room %s: real room id %" PRId64, r->name, p->room_id);
+	if (p->room_id > 0 && p->room_id != r->real_id) {
+		log_info("room %s: real room id %" PRId64, r->name, p->room_id);
 		r->real_id = p->room_id;
 	}
 	if (r->ev->resolved)
@@ -654,10 +653,7 @@ int room_create(const struct room_env *env, const struct platform *platform, int
 	r->user_data = user_data;
 	r->id = id;
 	r->real_id = id;
-	if (platform == platforms[0])
-		snprintf(r->name, sizeof(r->name), "%" PRId64, id);
-	else
-		snprintf(r->name, sizeof(r->name), "%s:%" PRId64, platform->name, id);
+	platform_room_name(r->name, sizeof(r->name), platform, id);
 	r->state = ROOM_IDLE;
 	buf_init(&r->out);
 	uv_timer_init(env->loop, &r->backoff);
