@@ -392,7 +392,11 @@ def chat_checks(h, mock, brotli, ca):
     res = run(chat(brotli, 'ws', p['ws'], auth_body(ROOM, tok, buvid=b3), timeout=1.5))
     ck.check(res['auth_code'] == 0 and not res['msgs'], 'replay=first: a later connection gets no replay')
     bc.mock_get(mock, '/_mock/mode?replay=every&auth_timeout=5')
-    errs = mock.matching('^PROTO_ERROR')
+    # A stranger's bytes before any auth ('PROTO_ERROR - bad_client_packet...') are not the
+    # mock's doing: meson runs two tests at once, and another test's recorder retrying a
+    # port that was its own server's a moment ago can reach this mock's ephemeral TCP port
+    # (seen once in CI: a Douyu login, whose second length read as header_len 8961).
+    errs = [e for e in mock.matching('^PROTO_ERROR') if not e.startswith('PROTO_ERROR - bad_client_packet')]
     ck.check(all('short_id' in e or 'op_2_before_auth' in e for e in errs),
              'no protocol errors but the two provoked ones', errs)
 
