@@ -27,11 +27,12 @@
 struct store;
 
 /*
- * The full-text index (messages_fts, FTS5 trigram over messages.text, kept in sync by
- * triggers) is part of the database, not of the process: KEEP leaves an existing database as
- * it is and gives a new one the default (on; the write cost is measured by bench/fts_cost.c and
+ * The full-text index (messages_fts, FTS5 trigram over messages.text) is part of the database,
+ * not of the process: KEEP leaves an existing database as it is and gives a new one the default (on; the write cost is measured by bench/fts_cost.c and
  * given in README "Full-text search"); ON builds it if missing (indexing every existing
- * row, inside store_open); OFF drops it if present.
+ * row, inside store_open); OFF drops it if present. Triggers keep it in sync with what other
+ * programs write; the store's own connection runs no triggers and feeds the index itself, once
+ * per transaction (store_flush_for), at a fifth of the cost.
  */
 enum store_fts { STORE_FTS_KEEP = 0, STORE_FTS_ON, STORE_FTS_OFF };
 
@@ -43,7 +44,7 @@ struct store_options {
 
 struct store_stats {
 	uint64_t queued_rows;     /* rows waiting (all kinds) */
-	uint64_t queued_bytes;
+	uint64_t queued_bytes;    /* bytes of the queue's blocks (the memory bound counts these) */
 	uint64_t committed;       /* message rows inserted */
 	uint64_t duplicates;      /* message rows ignored by the (platform, room_id, cid) unique
 	                           * index */
@@ -102,6 +103,10 @@ int store_append(struct store *s, const struct record *rec);
  * deleted or moved while open), -EIO / -EROFS / -EPERM (see store_last_error).
  */
 int store_flush(struct store *s, size_t max_rows);
+/* The same, also stopping once budget_ns of CLOCK_MONOTONIC time (the clock uv_hrtime reads)
+ * has passed since the call began, so that one slice never holds the loop long; 0: no budget.
+ * The clock is read every 32 rows, and the COMMIT comes after the budget. */
+int store_flush_for(struct store *s, size_t max_rows, uint64_t budget_ns);
 
 /*
  * Close the sessions a previous process left open (it was killed or crashed): ended_at

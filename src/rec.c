@@ -39,7 +39,12 @@
 #include "store.h"
 #include "tls.h"
 
+/* One flush slice (one transaction) ends at whichever comes first: 5000 rows or 5 ms, so a
+ * slow disk or a burst never holds the loop (and every room's heartbeat) for long; the rest
+ * follows 1 ms later. 5 ms is a few hundred rows with the full-text index on, enough that the
+ * per-transaction cost stays small (BENCHMARKS.md "Write path"). */
 #define REC_FLUSH_SLICE_ROWS 5000
+#define REC_FLUSH_BUDGET_NS (5 * 1000000u)
 #define REC_STOP_DEADLINE_MS 5000
 #define REC_STATUS_EVERY_MS 5000 /* STATUS= refresh for systemctl status */
 
@@ -316,7 +321,7 @@ static void on_flush(uv_timer_t *t)
 {
 	struct rec *rec = t->data;
 	uint64_t t0 = uv_hrtime();
-	int rc = store_flush(rec->store, REC_FLUSH_SLICE_ROWS);
+	int rc = store_flush_for(rec->store, REC_FLUSH_SLICE_ROWS, REC_FLUSH_BUDGET_NS);
 	uint64_t ms = (uv_hrtime() - t0) / 1000000;
 	if (ms > 100)
 		log_debug("storage: flush took %" PRIu64 " ms", ms);

@@ -13,6 +13,7 @@ wide command is refused before jansson builds its tree, which would cost ~70 MiB
 
 import os
 import socket
+import sqlite3
 import sys
 import time
 
@@ -61,7 +62,10 @@ def body(h):
     while time.monotonic() < deadline and d.alive():
         rss = harness.vmrss_kib(d.pid)
         peak = max(peak, rss or 0)
-        rows = harness.db_rows(db, "SELECT count(*) FROM messages WHERE type = 'DANMU_MSG'")
+        try:  # the file exists (locked) a moment before its schema does
+            rows = harness.db_rows(db, "SELECT count(*) FROM messages WHERE type = 'DANMU_MSG'")
+        except sqlite3.Error:
+            rows = []
         if srv.matching(r'^DONE$') and rows and rows[0][0] >= ROUNDS:
             break
         time.sleep(0.05)

@@ -1074,7 +1074,7 @@ static void migrate_v2(void)
 	struct store *s;
 	ASSERT_EQ(open_capture(p, NULL, &s, &db), 0);
 	ASSERT(store_has_fts(s)); /* KEEP: it had the index */
-	ASSERT_EQ(q_int(db, "PRAGMA user_version"), 3);
+	ASSERT_EQ(q_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 	char *msgs2 = q_dup(db, V2_MESSAGES), *sess2 = q_dup(db, V2_SESSIONS);
 	char *rooms2 = q_dup(db, V2_ROOMS);
 	int same = msgs2 && sess2 && rooms2 && strcmp(msgs, msgs2) == 0 &&
@@ -1276,10 +1276,15 @@ static void fts_new_database(void)
 	/* Two characters are no trigram: the index finds nothing, LIKE on chat does. */
 	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH '状态'"), 0);
 	ASSERT_EQ(q_int(db, "SELECT count(*) FROM chat WHERE text LIKE '%状态%'"), 1);
-	ASSERT_EQ(exec_sql(db, "UPDATE messages SET text = '换了一句话' WHERE cid = 'a'"), SQLITE_OK);
+	/* Edits by another program (the store's own connection never edits). */
+	sqlite3 *other = db_open(p);
+	ASSERT(other);
+	ASSERT_EQ(exec_sql(other, "UPDATE messages SET text = '换了一句话' WHERE cid = 'a'"),
+	          SQLITE_OK);
 	ASSERT_EQ(fts_hits(db, "状态真好"), 0);
 	ASSERT_EQ(fts_hits(db, "换了一句"), 1);
-	ASSERT_EQ(exec_sql(db, "DELETE FROM messages WHERE cid = 'b'"), SQLITE_OK);
+	ASSERT_EQ(exec_sql(other, "DELETE FROM messages WHERE cid = 'b'"), SQLITE_OK);
+	sqlite3_close(other);
 	ASSERT_EQ(fts_hits(db, "world"), 0);
 	ASSERT_EQ(fts_consistent(db), SQLITE_OK);
 	store_close(s);
@@ -1288,6 +1293,208 @@ static void fts_new_database(void)
 	ASSERT_EQ(open_capture(db_path(p, sizeof(p)), &off, &s, &db), 0);
 	ASSERT(!store_has_fts(s));
 	ASSERT_EQ(q_int(db, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'messages_fts%'"), 0);
+	store_close(s);
+}
+
+/*
+ * The queue is blocks of packed ops: thousands of messages of every size (empty, NULL, one op
+ * larger than a block, strings that are not NUL-terminated where a length is given) flushed in
+ * slices of changing size come back exactly, in order; the bytes held are whole blocks, and
+ * nothing is held once everything is committed.
+ */
+static void queue_blocks(void)
+{
+	char p[128];
+	struct store *s;
+	sqlite3 *db;
+	ASSERT_EQ(open_capture(db_path(p, sizeof(p)), NULL, &s, &db), 0);
+	enum { N = 5000 };
+	static char big[200000];
+	memset(big, 'b', sizeof(big));
+	/* "abcdef|garbage": only the given lengths may be stored. */
+	static const char unterminated[] = "chatmsgXnickYtext with lengthZcid";
+	uint64_t sum_text = 0;
+	for (int i = 0; i < N; i++) {
+		char cid[32], data[64];
+		snprintf(cid, sizeof(cid), "c%d", i);
+		int dl = snprintf(data, sizeof(data), "{\"i\":%d}", i);
+		struct record r = mkrec(7, i, "chatmsg", cid);
+		r.data = data;
+		r.data_len = (size_t)dl;
+		if (i % 3 == 0) {
+			r.type = unterminated;
+			r.type_len = 7;
+			r.nick = unterminated + 8;
+			r.nick_len = 4;
+			r.text = unterminated + 13;
+			r.text_len = 16;
+			r.cid = cid;
+			r.cid_len = strlen(cid);
+		} else if (i % 3 == 1) {
+			r.text = i % 2 ? "" : NULL;
+		} else {
+			r.text = "x";
+		}
+		if (i == 1234) {
+			r.data = big; /* not JSON, but data is stored as given */
+			r.data_len = sizeof(big);
+		}
+		ASSERT_EQ(store_append(s, &r), 0);
+		sum_text += r.text ? (r.text_len ? r.text_len : strlen(r.text)) : 0;
+	}
+	struct store_stats st;
+	store_get_stats(s, &st);
+	ASSERT_EQ(st.queued_rows, N);
+	/* Two blocks at least (one is the big op's own), and at most one per 64 ops here. */
+	ASSERT_GT(st.queued_bytes, sizeof(big));
+	ASSERT_LT(st.queued_bytes, sizeof(big) + (N / 64 + 2) * ((size_t)64 << 10));
+	size_t slice = 1;
+	int rc;
+	while ((rc = store_flush(s, slice)) == -EAGAIN)
+		slice = slice * 3 % 1000 + 1;
+	ASSERT_EQ(rc, 0);
+	store_get_stats(s, &st);
+	ASSERT_EQ(st.queued_rows, 0);
+	ASSERT_EQ(st.queued_bytes, 0);
+	ASSERT_EQ(st.committed, N);
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages"), N);
+	/* In order: ids follow ts, and each row's data is its own. */
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages WHERE id != ts + 1"), 0);
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages WHERE id != 1235 AND "
+	                    "data != '{\"i\":' || ts || '}'"),
+	          0);
+	ASSERT_EQ(q_int(db, "SELECT length(data) FROM messages WHERE ts = 1234"), sizeof(big));
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages WHERE ts % 3 = 0 AND type = 'chatmsg' "
+	                    "AND nick = 'nick' AND text = 'text with length' AND cid = 'c' || ts"),
+	          (N + 2) / 3);
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages WHERE ts % 3 = 1 AND ts % 2 = 0 AND "
+	                    "text IS NULL"),
+	          q_int(db, "SELECT count(*) FROM messages WHERE ts % 6 = 4"));
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages WHERE ts % 6 = 1 AND text = ''"),
+	          q_int(db, "SELECT count(*) FROM messages WHERE ts % 6 = 1"));
+	ASSERT_EQ(q_int(db, "SELECT sum(length(text)) FROM messages"), (int64_t)sum_text);
+	/* The kept block is reused: the same again needs no new bytes beyond the first flush. */
+	struct record r = mkrec(7, N, "chatmsg", "again");
+	ASSERT_EQ(store_append(s, &r), 0);
+	store_get_stats(s, &st);
+	ASSERT_EQ(st.queued_bytes, (uint64_t)64 << 10);
+	ASSERT_EQ(store_flush(s, 0), 0);
+	ASSERT_EQ(fts_consistent(db), SQLITE_OK);
+	store_close(s);
+}
+
+/* A time budget ends the slice at the first clock check past it (every 32 rows): with a budget
+ * of 1 ns every slice is exactly 32 rows, committed, and the rest waits (-EAGAIN). */
+static void flush_budget(void)
+{
+	char p[128];
+	struct store *s;
+	sqlite3 *db;
+	ASSERT_EQ(open_capture(db_path(p, sizeof(p)), NULL, &s, &db), 0);
+	for (int i = 0; i < 100; i++) {
+		struct record r = chatrec(1, i, NULL, "预算内的弹幕");
+		ASSERT_EQ(store_append(s, &r), 0);
+	}
+	ASSERT_EQ(store_flush_for(s, 0, 1), -EAGAIN);
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages"), 32);
+	ASSERT_EQ(fts_hits(db, "预算内"), 32); /* the index is never behind after a commit */
+	ASSERT_EQ(store_flush_for(s, 10, 1), -EAGAIN); /* rows bound first */
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages"), 42);
+	ASSERT_EQ(store_flush_for(s, 0, 1), -EAGAIN);
+	ASSERT_EQ(store_flush_for(s, 0, 1), 0); /* 26 left, under one check */
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages"), 100);
+	ASSERT_EQ(fts_hits(db, "预算内"), 100);
+	/* A generous budget takes everything in one slice. */
+	for (int i = 0; i < 100; i++) {
+		struct record r = chatrec(1, 100 + i, NULL, "x");
+		ASSERT_EQ(store_append(s, &r), 0);
+	}
+	ASSERT_EQ(store_flush_for(s, 0, (uint64_t)60 * 1000000000), 0);
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages"), 200);
+	store_close(s);
+}
+
+/*
+ * The full-text index is fed once per transaction, for exactly the rows that transaction
+ * inserted: duplicates (ignored) are not indexed twice, rows without text never, a rolled-back
+ * flush leaves table and index as they were and the retry indexes everything once; rows deleted
+ * at the end of the table (so that SQLite reuses their ids) do not confuse it.
+ */
+static void fts_fed_per_batch(void)
+{
+	char p[128];
+	struct store *s;
+	sqlite3 *db;
+	ASSERT_EQ(open_capture(db_path(p, sizeof(p)), NULL, &s, &db), 0);
+	/* The triggers are there, for other programs; the store's connection does not run them
+	 * (if it did, FTS5 would hold rows twice and the counts and the check below would fail). */
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name IN "
+	                    "('messages_fts_insert', 'messages_fts_delete', 'messages_fts_update')"),
+	          3);
+	for (int round = 0; round < 3; round++)
+		for (int i = 0; i < 50; i++) {
+			char cid[16];
+			snprintf(cid, sizeof(cid), "d%d", i); /* rounds 1 and 2 are duplicates */
+			struct record r = chatrec(2, round * 100 + i, cid, "重复的弹幕不会重复索引");
+			ASSERT_EQ(store_append(s, &r), 0);
+			struct record u = mkrec(2, round * 100 + i, "uenter", NULL);
+			ASSERT_EQ(store_append(s, &u), 0);
+		}
+	ASSERT_EQ(store_flush(s, 37), -EAGAIN);
+	ASSERT_EQ(store_flush(s, 0), 0);
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages_fts_docsize"), 50);
+	ASSERT_EQ(fts_hits(db, "重复索引"), 50);
+	ASSERT_EQ(fts_consistent(db), SQLITE_OK);
+	/* Ids reused after another program deleted the newest rows, chat among them (no
+	 * AUTOINCREMENT). */
+	for (int i = 0; i < 5; i++) {
+		struct record c = chatrec(2, 500 + i, NULL, "马上要被删掉");
+		ASSERT_EQ(store_append(s, &c), 0);
+	}
+	ASSERT_EQ(store_flush(s, 0), 0);
+	ASSERT_EQ(fts_hits(db, "马上要被删"), 5);
+	sqlite3 *other = db_open(p);
+	ASSERT(other);
+	ASSERT_EQ(exec_sql(other, "DELETE FROM messages WHERE id > (SELECT max(id) - 3 FROM "
+	                          "messages)"),
+	          SQLITE_OK);
+	ASSERT_EQ(fts_hits(db, "马上要被删"), 2);
+	struct record r = chatrec(2, 1000, "reused", "复用的编号也进索引");
+	ASSERT_EQ(store_append(s, &r), 0);
+	ASSERT_EQ(store_flush(s, 0), 0);
+	ASSERT_EQ(fts_hits(db, "复用的编号"), 1);
+	ASSERT_EQ(fts_consistent(db), SQLITE_OK);
+	/* Another program's insert is indexed by its trigger at once, and the store's next feed
+	 * starts above it. */
+	ASSERT_EQ(exec_sql(other, "INSERT INTO messages(platform, room_id, ts, type, text, data) "
+	                          "VALUES('bilibili', 3, 5, 'DANMU_MSG', '别的程序写的行', '{}')"),
+	          SQLITE_OK);
+	ASSERT_EQ(fts_hits(db, "别的程序"), 1);
+	r = chatrec(2, 1001, "after-other", "在别人之后写的");
+	ASSERT_EQ(store_append(s, &r), 0);
+	ASSERT_EQ(store_flush(s, 0), 0);
+	ASSERT_EQ(fts_hits(db, "别的程序"), 1);
+	ASSERT_EQ(fts_hits(db, "在别人之后"), 1);
+	ASSERT_EQ(fts_consistent(db), SQLITE_OK);
+	/* A flush that fails after its inserts: nothing of it stays, in the table or the index. */
+	int64_t rows = q_int(db, "SELECT count(*) FROM messages");
+	int64_t docs = q_int(db, "SELECT count(*) FROM messages_fts_docsize");
+	ASSERT_EQ(exec_sql(db, "PRAGMA max_page_count = 1"), SQLITE_OK);
+	static char big[3000];
+	memset(big, 'z', sizeof(big) - 1);
+	for (int i = 0; i < 10; i++) {
+		struct record c = chatrec(2, 2000 + i, NULL, i == 9 ? big : "满了也不丢");
+		ASSERT_EQ(store_append(s, &c), 0);
+	}
+	ASSERT_EQ(store_flush(s, 0), -ENOSPC);
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages"), rows);
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages_fts_docsize"), docs);
+	ASSERT_EQ(exec_sql(db, "PRAGMA max_page_count = 1000000"), SQLITE_OK);
+	ASSERT_EQ(store_flush(s, 0), 0);
+	ASSERT_EQ(fts_hits(db, "满了也不丢"), 9);
+	ASSERT_EQ(fts_hits(db, "zzzzzz"), 1);
+	ASSERT_EQ(fts_consistent(db), SQLITE_OK);
+	sqlite3_close(other);
 	store_close(s);
 }
 
@@ -1742,6 +1949,9 @@ int main(void)
 	RUN(locked_keeps_queue);
 	RUN(full_keeps_queue);
 	RUN(queue_bound);
+	RUN(queue_blocks);
+	RUN(flush_budget);
+	RUN(fts_fed_per_batch);
 	RUN(views);
 	RUN(migrate_v1);
 	RUN(migrate_v2);
