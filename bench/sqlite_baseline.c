@@ -4,7 +4,9 @@
  * into a fresh database (DST_DB) with danmakud's schema (copied from SRC_DB's sqlite_master,
  * so FTS tables and triggers come along when the source has them), danmakud's pragmas (WAL,
  * synchronous=NORMAL, temp_store=MEMORY), its INSERT OR IGNORE statement and its batch size
- * (rows per transaction), in one tight loop: no parsing, no queue, no network.
+ * (rows per transaction), in one tight loop: no parsing, no queue, no network. When the source
+ * has the full-text index, it is fed as danmakud's store feeds it (schema 4): once per
+ * transaction, INSERT INTO messages_fts ... SELECT the rows above the batch's first id.
  *
  *   sqlite_baseline SRC_DB DST_DB [BATCH]      prints: rows=N seconds=S rows_per_s=R cpu_s=C
  *
@@ -21,8 +23,8 @@
 struct row {
 	sqlite3_int64 room_id, ts, uid, level, session_id;
 	int has_uid, has_level, has_session;
-	char *type, *nick, *text, *cid, *data; /* NULL for SQL NULL */
-	int nick_len, text_len, cid_len, data_len, type_len;
+	char *type, *nick, *text, *cid, *data, *platform, *decoded; /* NULL for SQL NULL */
+	int nick_len, text_len, cid_len, data_len, type_len, platform_len, decoded_len;
 };
 
 static void die(sqlite3 *db, const char *what)
@@ -114,7 +116,7 @@ int main(int argc, char **argv)
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(src,
 			       "SELECT room_id, ts, type, uid, nick, level, text, cid, session_id, "
-			       "data FROM messages ORDER BY id",
+			       "data, platform, decoded FROM messages ORDER BY id",
 			       -1, &st, NULL) != SQLITE_OK)
 		die(src, "select");
 	size_t n = 0, cap = 0;
@@ -142,6 +144,8 @@ int main(int argc, char **argv)
 		r->has_session = sqlite3_column_type(st, 8) != SQLITE_NULL;
 		r->session_id = sqlite3_column_int64(st, 8);
 		r->data = dup_col(st, 9, &r->data_len);
+		r->platform = dup_col(st, 10, &r->platform_len);
+		r->decoded = dup_col(st, 11, &r->decoded_len);
 	}
 	sqlite3_finalize(st);
 
@@ -163,12 +167,22 @@ int main(int argc, char **argv)
 	copy_schema(src, db);
 	sqlite3_close(src);
 
-	sqlite3_stmt *ins, *begin, *commit;
+	sqlite3_stmt *ins, *begin, *commit, *fts_max = NULL, *fts_feed = NULL;
+	/* danmakud's full-text feed (store.c ST_FTS_MAX, ST_FTS_FEED), when the schema has it. */
+	if (sqlite3_prepare_v2(db, "SELECT coalesce(max(id), 0) FROM messages", -1, &fts_max,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "INSERT INTO messages_fts(rowid, text) SELECT id, text FROM messages "
+			       "WHERE id > ?1 AND text IS NOT NULL",
+			       -1, &fts_feed, NULL) != SQLITE_OK) {
+		sqlite3_finalize(fts_max);
+		fts_max = fts_feed = NULL; /* no messages_fts */
+	}
 	/* danmakud's statement (store.c ST_MESSAGE). */
 	if (sqlite3_prepare_v3(db,
 			       "INSERT OR IGNORE INTO messages(room_id, ts, type, uid, nick, level, "
-			       "text, cid, session_id, data) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-			       "?9, ?10)",
+			       "text, cid, session_id, data, platform, decoded) VALUES(?1, ?2, ?3, "
+			       "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
 			       -1, SQLITE_PREPARE_PERSISTENT, &ins, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "BEGIN IMMEDIATE", -1, &begin, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "COMMIT", -1, &commit, NULL) != SQLITE_OK)
@@ -180,6 +194,13 @@ int main(int argc, char **argv)
 		if (sqlite3_step(begin) != SQLITE_DONE)
 			die(db, "begin");
 		sqlite3_reset(begin);
+		sqlite3_int64 from = 0;
+		if (fts_feed) {
+			if (sqlite3_step(fts_max) != SQLITE_ROW)
+				die(db, "max id");
+			from = sqlite3_column_int64(fts_max, 0);
+			sqlite3_reset(fts_max);
+		}
 		size_t end = i + (size_t)batch < n ? i + (size_t)batch : n;
 		for (; i < end; i++) {
 			const struct row *r = &rows[i];
@@ -202,18 +223,28 @@ int main(int argc, char **argv)
 			else
 				sqlite3_bind_null(ins, 9);
 			bind_text(ins, 10, r->data, r->data_len);
+			bind_text(ins, 11, r->platform, r->platform_len);
+			bind_text(ins, 12, r->decoded, r->decoded_len);
 			if (sqlite3_step(ins) != SQLITE_DONE)
 				die(db, "insert");
 			inserted += (size_t)sqlite3_changes(db);
 			sqlite3_reset(ins);
+		}
+		if (fts_feed) {
+			sqlite3_bind_int64(fts_feed, 1, from);
+			if (sqlite3_step(fts_feed) != SQLITE_DONE)
+				die(db, "full-text feed");
+			sqlite3_reset(fts_feed);
 		}
 		if (sqlite3_step(commit) != SQLITE_DONE)
 			die(db, "commit");
 		sqlite3_reset(commit);
 	}
 	double secs = now_s(CLOCK_MONOTONIC) - t0, cpu = cpu_s() - c0;
-	printf("rows=%zu inserted=%zu seconds=%.3f rows_per_s=%.0f cpu_s=%.3f batch=%ld\n", n,
-	       inserted, secs, secs > 0 ? (double)n / secs : 0.0, cpu, batch);
+	printf("rows=%zu inserted=%zu seconds=%.3f rows_per_s=%.0f cpu_s=%.3f batch=%ld fts=%d\n",
+	       n, inserted, secs, secs > 0 ? (double)n / secs : 0.0, cpu, batch, fts_feed != NULL);
+	sqlite3_finalize(fts_max);
+	sqlite3_finalize(fts_feed);
 	sqlite3_finalize(ins);
 	sqlite3_finalize(begin);
 	sqlite3_finalize(commit);
@@ -224,6 +255,8 @@ int main(int argc, char **argv)
 		free(rows[i].text);
 		free(rows[i].cid);
 		free(rows[i].data);
+		free(rows[i].platform);
+		free(rows[i].decoded);
 	}
 	free(rows);
 	return 0;
