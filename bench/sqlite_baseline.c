@@ -166,6 +166,9 @@ int main(int argc, char **argv)
 		 "PRAGMA temp_store = MEMORY;");
 	copy_schema(src, db);
 	sqlite3_close(src);
+	/* Like danmakud's connection: no triggers (the full-text insert trigger is there for other
+	 * programs; the index is fed per transaction below). */
+	sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, (int *)NULL);
 
 	sqlite3_stmt *ins, *begin, *commit, *fts_max = NULL, *fts_feed = NULL;
 	/* danmakud's full-text feed (store.c ST_FTS_MAX, ST_FTS_FEED), when the schema has it. */
