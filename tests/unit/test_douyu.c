@@ -659,7 +659,7 @@ static void test_record_lengths(void)
 	free(text);
 	ASSERT(rows >= 70);
 	static const char *const odd[] = {
-	    "type@=chatmsg/nn@=a\xff" "b/txt@=\xc3/cid@=/",  /* repaired nick and text, empty cid */
+	    "type@=chatmsg/nn@=a\377b/txt@=\xc3/cid@=/",       /* repaired nick and text, empty cid */
 	    "type@=error/code@=5\xff/",                      /* "error <repaired code>" */
 	    "type@=error/",                                  /* "error" */
 	    "nn@=x/",                                        /* no type: "" */
