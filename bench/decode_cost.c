@@ -18,7 +18,8 @@
  *   tls     ciphertext -> plaintext (tls_feed + tls_read), discarded
  *   ws      plaintext websocket frames -> records (ws_feed, wslay, platform feed)
  *   douyu   the frames' payloads -> records (douyu_platform feed alone)
- * A first untimed run checks every record: the lengths equal strlen of the strings.
+ * A first untimed run checks every record: the lengths equal strlen of the strings (exit 2
+ * when one does not). bench/decode_cost.py attributes the same path inside the running daemon.
  *
  * Build and run (from the source root, after a release build in build-bench/, which is what
  * bench/run uses: meson setup build-bench --buildtype=release -Dtests=false
