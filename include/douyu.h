@@ -79,8 +79,9 @@ int douyu_reader_feed(struct douyu_reader *r, const uint8_t *data, size_t len, d
  *   any other type     uid, nn -> nick, level when present at the top level; no text
  * uid and level only when strictly decimal int64. data is the JSON of every top-level field
  * (stt_to_json: duplicates as "key#2", invalid UTF-8 replaced and counted in
- * rec->replaced_utf8), written into json, which is cleared first. Borrowed pointers point
- * into s, nested and json. Returns 0, -ENOMEM, or -EMSGSIZE when the JSON is longer than
+ * rec->replaced_utf8), written into json, which is cleared first. Every string comes with its
+ * exact length (type_len, nick_len, text_len, cid_len, data_len). s must hold no NUL inside a
+ * value, as any body the reader delivers. Borrowed pointers point into s, nested and json. Returns 0, -ENOMEM, or -EMSGSIZE when the JSON is longer than
  * DOUYU_MAX_JSON (json is then emptied and rec not filled in).
  */
 int douyu_record(const struct stt *s, struct stt *nested, int64_t room_id, struct buf *json,

@@ -383,6 +383,16 @@ static const char *col_ptr(const struct bili_cmd *c, size_t off)
 	return off == NO_COL ? NULL : (const char *)buf_head(&c->cols) + off;
 }
 
+/* A column's length: it ends at its NUL, since put_utf8 writes U+FFFD for a NUL inside. */
+static size_t col_len(const struct bili_cmd *c, size_t off)
+{
+	if (off == NO_COL)
+		return 0;
+	const char *p = col_ptr(c, off);
+	const char *z = memchr(p, 0, c->cols.len - off);
+	return z ? (size_t)(z - p) : c->cols.len - off;
+}
+
 struct sink {
 	int64_t room_id, ts, session_id;
 	bili_record_cb cb;
@@ -400,13 +410,17 @@ static int emit(struct bili_cmd *c, const struct out *o, struct sink *k)
 	    .ts = k->ts,
 	    .session_id = k->session_id,
 	    .type = (const char *)buf_head(&c->type),
+	    .type_len = c->type.len - 1, /* without its NUL */
 	    .has_uid = o->has_uid,
 	    .uid = o->has_uid ? o->uid : 0,
 	    .nick = col_ptr(c, o->nick),
+	    .nick_len = col_len(c, o->nick),
 	    .has_level = o->has_level,
 	    .level = o->has_level ? o->level : 0,
 	    .text = col_ptr(c, o->text),
+	    .text_len = col_len(c, o->text),
 	    .cid = col_ptr(c, o->cid),
+	    .cid_len = col_len(c, o->cid),
 	    .data = c->body,
 	    .data_len = c->body_len,
 	    .decoded = o->decoded ? (const char *)buf_head(&c->decoded) : NULL,

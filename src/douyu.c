@@ -189,10 +189,26 @@ int douyu_reader_feed(struct douyu_reader *r, const uint8_t *data, size_t len, d
 
 /* ---- records ---- */
 
-/* Strict decimal int64 (see text_int); NULL is not a number. */
-static bool parse_i64(const char *s, int64_t *out)
+/*
+ * A field's value as stt_decode left it: NUL-terminated, n bytes long, with no NUL inside
+ * (the reader skips bodies that hold one). p is NULL when the message lacks the field.
+ */
+struct val {
+	const char *p;
+	size_t n;
+};
+
+static inline bool val_is(struct val v, const char *s, size_t n)
 {
-	return text_int_str(s, INT64_MIN, INT64_MAX, out);
+	return v.p && v.n == n && memcmp(v.p, s, n) == 0;
+}
+
+#define VAL_IS(v, lit) val_is((v), (lit), sizeof(lit) - 1)
+
+/* Strict decimal int64 (see text_int); an absent field is not a number. */
+static bool parse_val(struct val v, int64_t *out)
+{
+	return v.p && text_int(v.p, v.n, INT64_MIN, INT64_MAX, out);
 }
 
 static inline bool key_is(const struct stt_pair *p, const char *k, size_t kl)
@@ -200,9 +216,9 @@ static inline bool key_is(const struct stt_pair *p, const char *k, size_t kl)
 	return p->key_len == kl && memcmp(p->key, k, kl) == 0;
 }
 
-/* The top-level fields the record mapping looks at; the first occurrence of each wins. */
+/* The top-level fields the platform looks at; the first occurrence of each wins. */
 struct fields {
-	const char *type, *uid, *nn, *level, *txt, *cid, *unk, *sn, *code, *chatmsg;
+	struct val type, uid, nn, level, txt, cid, unk, sn, code, chatmsg, rid;
 };
 
 /* One pass over the pairs, like stt_get for each key but without rescanning. */
@@ -211,7 +227,7 @@ static void collect_fields(const struct stt *s, struct fields *f)
 	memset(f, 0, sizeof(*f));
 	for (size_t i = 0; i < s->n; i++) {
 		const struct stt_pair *p = &s->pairs[i];
-		const char **slot = NULL;
+		struct val *slot = NULL;
 		switch (p->key_len) {
 		case 2:
 			if (key_is(p, "nn", 2))
@@ -222,6 +238,8 @@ static void collect_fields(const struct stt *s, struct fields *f)
 		case 3:
 			if (key_is(p, "uid", 3))
 				slot = &f->uid;
+			else if (key_is(p, "rid", 3))
+				slot = &f->rid;
 			else if (key_is(p, "txt", 3))
 				slot = &f->txt;
 			else if (key_is(p, "cid", 3))
@@ -244,23 +262,23 @@ static void collect_fields(const struct stt *s, struct fields *f)
 				slot = &f->chatmsg;
 			break;
 		}
-		if (slot && !*slot)
-			*slot = p->val;
+		if (slot && !slot->p)
+			*slot = (struct val){p->val, p->val_len};
 	}
 }
 
-int douyu_record(const struct stt *s, struct stt *nested, int64_t room_id, struct buf *json,
-		 struct record *rec)
+/* douyu_record for fields already collected from s. */
+static int make_record(const struct stt *s, const struct fields *f, struct stt *nested,
+		       int64_t room_id, struct buf *json, struct record *rec)
 {
-	struct fields f;
-	collect_fields(s, &f);
-	const char *type = f.type ? f.type : "";
-	const char *uid = f.uid, *nick = f.nn, *level = f.level, *text = NULL, *cid = NULL;
+	struct val type = f->type.p ? f->type : (struct val){"", 0};
+	struct val uid = f->uid, nick = f->nn, level = f->level, text = {0}, cid = {0};
 	bool error = false;
-	if (strcmp(type, "chatmsg") == 0) {
-		text = f.txt;
-		cid = f.cid && *f.cid ? f.cid : NULL;
-	} else if (strcmp(type, "comm_chatmsg") == 0) {
+	if (VAL_IS(type, "chatmsg")) {
+		text = f->txt;
+		if (f->cid.n > 0)
+			cid = f->cid;
+	} else if (VAL_IS(type, "comm_chatmsg")) {
 		/*
 		 * Paid / voice chat and box notices: the sender and the text are in the nested
 		 * `chatmsg` map (escaped once more on the wire, so decode it once more). A field
@@ -268,27 +286,27 @@ int douyu_record(const struct stt *s, struct stt *nested, int64_t room_id, struc
 		 */
 		struct fields nf;
 		memset(&nf, 0, sizeof(nf));
-		if (nested && f.chatmsg) {
-			int rc = stt_decode(nested, f.chatmsg, strlen(f.chatmsg));
+		if (nested && f->chatmsg.p) {
+			int rc = stt_decode(nested, f->chatmsg.p, f->chatmsg.n);
 			if (rc == -ENOMEM)
 				return rc;
 			if (rc == 0)
 				collect_fields(nested, &nf);
 		}
-		uid = nf.uid ? nf.uid : f.uid;
-		nick = nf.nn ? nf.nn : f.nn;
-		level = nf.level ? nf.level : f.level;
+		uid = nf.uid.p ? nf.uid : f->uid;
+		nick = nf.nn.p ? nf.nn : f->nn;
+		level = nf.level.p ? nf.level : f->level;
 		text = nf.txt;
-	} else if (strcmp(type, "anbc") == 0 || strcmp(type, "rnewbc") == 0) {
+	} else if (VAL_IS(type, "anbc") || VAL_IS(type, "rnewbc")) {
 		/* Noble bought / renewed, platform-wide: unk is the user; no user level. */
-		nick = f.unk;
-		level = NULL;
-	} else if (strcmp(type, "spbc") == 0) {
+		nick = f->unk;
+		level = (struct val){0};
+	} else if (VAL_IS(type, "spbc")) {
 		/* Big-gift broadcast: sn is the sender's name; it carries no sender uid. */
-		uid = NULL;
-		nick = f.sn;
-		level = NULL;
-	} else if (strcmp(type, "error") == 0) {
+		uid = (struct val){0};
+		nick = f->sn;
+		level = (struct val){0};
+	} else if (VAL_IS(type, "error")) {
 		error = true;
 	}
 	/* Every other type: uid, nn and level when present at the top level. */
@@ -297,10 +315,10 @@ int douyu_record(const struct stt *s, struct stt *nested, int64_t room_id, struc
 	rec->decoded = NULL; /* Douyu has no binary payloads */
 	rec->decoded_len = 0;
 	rec->room_id = room_id;
-	rec->has_uid = parse_i64(uid, &rec->uid);
+	rec->has_uid = parse_val(uid, &rec->uid);
 	if (!rec->has_uid)
 		rec->uid = 0;
-	rec->has_level = parse_i64(level, &rec->level);
+	rec->has_level = parse_val(level, &rec->level);
 	if (!rec->has_level)
 		rec->level = 0;
 
@@ -323,49 +341,68 @@ int douyu_record(const struct stt *s, struct stt *nested, int64_t room_id, struc
 	 * that is not gets a repaired copy after the JSON, as does an error's "error <code>".
 	 * Offsets, not pointers: the buffer may move while it grows.
 	 */
-	const char **col[4] = {&type, &nick, &text, &cid};
+	struct val *col[4] = {&type, &nick, &text, &cid};
 	size_t off[4] = {SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX};
 	if (rc == 0 && error) {
 		off[2] = json->len;
-		rc = buf_append_str(json, f.code ? "error " : "error");
-		if (rc == 0 && f.code)
-			rc = text_utf8_repair(json, f.code, strlen(f.code), NULL);
+		rc = buf_append_str(json, f->code.p ? "error " : "error");
+		if (rc == 0 && f->code.p)
+			rc = text_utf8_repair(json, f->code.p, f->code.n, NULL);
+		text.n = json->len - off[2];
 		if (rc == 0)
 			rc = buf_append(json, "", 1);
 	}
 	for (size_t i = 0; i < 4 && rc == 0; i++) {
-		const char *v = *col[i];
-		size_t vl = v ? strlen(v) : 0;
-		if (!v || off[i] != SIZE_MAX || text_utf8_valid_prefix(v, vl) == vl)
+		struct val *v = col[i];
+		if (!v->p || off[i] != SIZE_MAX || text_utf8_valid_prefix(v->p, v->n) == v->n)
 			continue;
 		off[i] = json->len;
-		rc = text_utf8_repair(json, v, vl, NULL);
+		rc = text_utf8_repair(json, v->p, v->n, NULL);
+		v->n = json->len - off[i];
 		if (rc == 0)
 			rc = buf_append(json, "", 1);
 	}
 	if (rc < 0) {
 		rec->type = "";
 		rec->nick = rec->text = rec->cid = rec->data = NULL;
-		rec->data_len = 0;
+		rec->type_len = rec->nick_len = rec->text_len = rec->cid_len = rec->data_len = 0;
 		return rc;
 	}
 	for (size_t i = 0; i < 4; i++)
 		if (off[i] != SIZE_MAX)
-			*col[i] = (const char *)buf_head(json) + off[i];
-	rec->type = type;
-	rec->nick = nick;
-	rec->text = text;
-	rec->cid = cid;
+			col[i]->p = (const char *)buf_head(json) + off[i];
+	rec->type = type.p;
+	rec->type_len = type.n;
+	rec->nick = nick.p;
+	rec->nick_len = nick.n;
+	rec->text = text.p;
+	rec->text_len = text.n;
+	rec->cid = cid.p;
+	rec->cid_len = cid.n;
 	rec->data = (const char *)buf_head(json);
 	rec->data_len = data_len;
 	return 0;
 }
 
-bool douyu_other_room(const struct stt *s, int64_t room_id)
+int douyu_record(const struct stt *s, struct stt *nested, int64_t room_id, struct buf *json,
+		 struct record *rec)
+{
+	struct fields f;
+	collect_fields(s, &f);
+	return make_record(s, &f, nested, room_id, json, rec);
+}
+
+/* Broadcasts carry rid=0: they reach every room and stay this room's. */
+static bool other_room(struct val rid_val, int64_t room_id)
 {
 	int64_t rid;
-	/* Broadcasts carry rid=0: they reach every room and stay this room's. */
-	return parse_i64(stt_get(s, "rid"), &rid) && rid != 0 && rid != room_id;
+	return parse_val(rid_val, &rid) && rid != 0 && rid != room_id;
+}
+
+bool douyu_other_room(const struct stt *s, int64_t room_id)
+{
+	const char *rid = stt_get(s, "rid");
+	return other_room((struct val){rid, rid ? strlen(rid) : 0}, room_id);
 }
 
 /* ---- the platform ---- */
@@ -436,12 +473,12 @@ static int goodbye(struct platform_session *s, struct buf *out)
 	return douyu_pack_logout(out);
 }
 
-static int store(struct platform_session *s)
+static int store(struct platform_session *s, const struct fields *f)
 {
 	struct record rec;
 	rec.ts = s->now_ms;
 	rec.session_id = s->session_id;
-	int rc = douyu_record(&s->stt, &s->nested, s->room_id, &s->json, &rec);
+	int rc = make_record(&s->stt, f, &s->nested, s->room_id, &s->json, &rec);
 	if (rc == -EMSGSIZE) {
 		/* Too big to store, but well framed: skip it and keep the connection. */
 		if (s->ev->on_skipped)
@@ -472,10 +509,9 @@ static int on_packet(void *user_data, const char *body, size_t len)
 	}
 	if (rc < 0)
 		return rc;
-	const char *type = stt_get(&s->stt, "type");
-	if (!type)
-		type = "";
-	if (strcmp(type, "loginres") == 0) {
+	struct fields f;
+	collect_fields(&s->stt, &f);
+	if (VAL_IS(f.type, "loginres")) {
 		if (s->joined)
 			return 0;
 		/* joingroup only after loginres: that is the order the server expects (§4.1). */
@@ -487,16 +523,15 @@ static int on_packet(void *user_data, const char *body, size_t len)
 			s->ev->on_joined(s->user_data);
 		return 0;
 	}
-	if (strcmp(type, "pingreq") == 0 || strcmp(type, "mrkl") == 0 ||
-	    strcmp(type, "keeplive") == 0)
+	if (VAL_IS(f.type, "pingreq") || VAL_IS(f.type, "mrkl") || VAL_IS(f.type, "keeplive"))
 		return 0;
-	if (strcmp(type, "error") == 0) {
+	if (VAL_IS(f.type, "error")) {
 		int64_t code;
-		if (!parse_i64(stt_get(&s->stt, "code"), &code))
+		if (!parse_val(f.code, &code))
 			code = -1;
 		/* code@=0 is the server saying "no error": keep it, keep the connection. */
 		if (code == 0)
-			return store(s);
+			return store(s, &f);
 		/* The meanings douyu-protocol.md §4.5 gives; "" for the rest. */
 		const char *text = code == 51    ? "data transfer error"
 				   : code == 52  ? "server closed"
@@ -504,14 +539,14 @@ static int on_packet(void *user_data, const char *body, size_t len)
 						 : "";
 		if (s->ev->on_server_error)
 			s->ev->on_server_error(s->user_data, code, text);
-		return store(s);
+		return store(s, &f);
 	}
-	if (douyu_other_room(&s->stt, s->room_id)) {
+	if (other_room(f.rid, s->room_id)) {
 		if (s->ev->on_foreign)
-			s->ev->on_foreign(s->user_data, type);
+			s->ev->on_foreign(s->user_data, f.type.p ? f.type.p : "");
 		return 0;
 	}
-	return store(s);
+	return store(s, &f);
 }
 
 static int feed(struct platform_session *s, int64_t now_ms, int64_t session_id,

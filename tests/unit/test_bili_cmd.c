@@ -17,8 +17,25 @@
 
 #define FIXTURES SHARED_DIR "/fixtures/bilibili/"
 
+/* The store trusts the lengths a record carries: each is exactly strlen of its string. */
+static bool lens_exact(const struct record *r)
+{
+	return r->type && r->type_len == strlen(r->type) &&
+	       (r->nick ? r->nick_len == strlen(r->nick) : r->nick_len == 0) &&
+	       (r->text ? r->text_len == strlen(r->text) : r->text_len == 0) &&
+	       (r->cid ? r->cid_len == strlen(r->cid) : r->cid_len == 0);
+}
+
+static int records_seen, inexact_lengths;
+
 static int collect(void *user_data, const struct record *rec)
 {
+	records_seen++;
+	if (!lens_exact(rec)) {
+		inexact_lengths++;
+		printf("# %s: lengths %zu %zu %zu %zu\n", rec->type, rec->type_len, rec->nick_len,
+		       rec->text_len, rec->cid_len);
+	}
 	recs_add(user_data, rec);
 	return 0;
 }
@@ -208,6 +225,41 @@ static void test_fixtures(void)
 	ASSERT_EQ(files, NWANTS);
 	for (size_t i = 0; i < NWANTS; i++)
 		ASSERT(seen[i]);
+}
+
+/* Every fixture, and columns repaired or built from parts, carry exact lengths (emit()). */
+static void test_lengths(void)
+{
+	records_seen = inexact_lengths = 0;
+	DIR *d = opendir(FIXTURES);
+	ASSERT(d);
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		size_t nl = strlen(e->d_name);
+		if (nl < 6 || strcmp(e->d_name + nl - 5, ".json") != 0)
+			continue;
+		size_t len;
+		char *body = fixture(e->d_name, &len);
+		struct recs rs = {.n = 0};
+		if (body)
+			map(body, len, &rs, NULL);
+		recs_free(&rs);
+		free(body);
+	}
+	closedir(d);
+	ASSERT_EQ((size_t)records_seen, NWANTS);
+	const char repair[] = "{\"cmd\":\"SUPER_CHAT_MESSAGE\",\"data\":{\"id\":1,\"uid\":2,"
+	                      "\"message\":\"a\xff\xfe z\",\"user_info\":{\"uname\":\"n\\u0000m\","
+	                      "\"user_level\":3}}}";
+	struct recs rs = {.n = 0};
+	ASSERT_EQ(map(repair, sizeof(repair) - 1, &rs, NULL), 1);
+	recs_free(&rs);
+	ASSERT_EQ(map_str("{\"cmd\":\"USER_TOAST_MSG\",\"data\":{\"payflow_id\":\"p\\u0000q\"}}",
+	                  &rs, NULL),
+	          1);
+	recs_free(&rs);
+	ASSERT_EQ((size_t)records_seen, NWANTS + 2);
+	ASSERT_EQ(inexact_lengths, 0);
 }
 
 static json_t *decoded_of(const struct rec_copy *r)
@@ -968,5 +1020,6 @@ int main(void)
 	RUN(test_other_commands);
 	RUN(test_callback_error);
 	RUN(test_buffers_trimmed);
+	RUN(test_lengths);
 	TEST_DONE();
 }

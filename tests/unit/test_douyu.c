@@ -619,6 +619,70 @@ static const struct typed_case typed_cases[] = {
 	{15, "qausrespond", false, 0, NULL, false, 0, NULL, NULL, "\"rid#2\":\"-1\""},
 };
 
+/* The store trusts the lengths a record carries: each is exactly strlen of its string. */
+static bool lens_exact(const struct record *r)
+{
+	return r->type && r->type_len == strlen(r->type) &&
+	       (r->nick ? r->nick_len == strlen(r->nick) : r->nick_len == 0) &&
+	       (r->text ? r->text_len == strlen(r->text) : r->text_len == 0) &&
+	       (r->cid ? r->cid_len == strlen(r->cid) : r->cid_len == 0) &&
+	       r->data && r->data_len == strlen(r->data);
+}
+
+/* Every sample of douyu-samples.tsv, and columns that get a repaired copy or are built
+ * ("error <code>"), carry exact lengths. */
+static void test_record_lengths(void)
+{
+	struct stt s, nested;
+	stt_init(&s);
+	stt_init(&nested);
+	struct buf json;
+	buf_init(&json);
+	struct record rec;
+	char *text = test_read_file(SHARED_DIR "/douyu-samples.tsv", NULL);
+	ASSERT(text);
+	size_t rows = 0;
+	for (char *line = text; line && *line;) {
+		char *nl = strchr(line, '\n');
+		char *tab = strchr(line, '\t');
+		if (tab && (!nl || tab < nl)) {
+			ASSERT_EQ(stt_decode(&s, line, (size_t)(tab - line)), 0);
+			memset(&rec, 0xa5, sizeof(rec));
+			ASSERT_EQ(douyu_record(&s, &nested, 42, &json, &rec), 0);
+			if (!lens_exact(&rec))
+				TEST_FAIL_("row %zu (%s): lengths %zu %zu %zu %zu", rows, rec.type,
+					   rec.type_len, rec.nick_len, rec.text_len, rec.cid_len);
+			rows++;
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	free(text);
+	ASSERT(rows >= 70);
+	static const char *const odd[] = {
+	    "type@=chatmsg/nn@=a\377b/txt@=\xc3/cid@=/",       /* repaired nick and text, empty cid */
+	    "type@=error/code@=5\xff/",                      /* "error <repaired code>" */
+	    "type@=error/",                                  /* "error" */
+	    "nn@=x/",                                        /* no type: "" */
+	    "type@=\xed\xa0\x80/nn@=\xf0\x9f\x98\x80/",       /* repaired type, 4-byte nick */
+	};
+	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+		ASSERT_EQ(stt_decode(&s, odd[i], strlen(odd[i])), 0);
+		memset(&rec, 0xa5, sizeof(rec));
+		ASSERT_EQ(douyu_record(&s, &nested, 42, &json, &rec), 0);
+		if (!lens_exact(&rec))
+			TEST_FAIL_("case %zu: lengths %zu %zu %zu %zu", i, rec.type_len, rec.nick_len,
+				   rec.text_len, rec.cid_len);
+	}
+	ASSERT_EQ(stt_decode(&s, odd[0], strlen(odd[0])), 0);
+	ASSERT_EQ(douyu_record(&s, &nested, 42, &json, &rec), 0);
+	ASSERT_STR_EQ(rec.nick, "a\xef\xbf\xbd" "b");
+	ASSERT_EQ(rec.nick_len, 5);
+	ASSERT(rec.cid == NULL && rec.cid_len == 0);
+	stt_finish(&s);
+	stt_finish(&nested);
+	buf_finish(&json);
+}
+
 static bool opt_str_eq(const char *a, const char *b)
 {
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);
@@ -703,6 +767,7 @@ struct rec_copy {
 	bool has_cid;
 	int64_t ts, session_id, room_id;
 	bool data_ok;
+	bool lens_ok;
 };
 
 struct sink {
@@ -738,6 +803,7 @@ static void sk_record(void *user_data, const struct record *rec)
 	c->room_id = rec->room_id;
 	c->data_ok = rec->data && rec->data_len > 1 && rec->data[0] == '{' &&
 		     rec->data[rec->data_len - 1] == '}' && strlen(rec->data) == rec->data_len;
+	c->lens_ok = lens_exact(rec);
 }
 
 static void sk_foreign(void *user_data, const char *type)
@@ -834,6 +900,7 @@ static void test_platform_capture(void)
 	ASSERT_EQ(skipped_total, 0);
 	for (size_t i = 0; i < k.n; i++) {
 		ASSERT(k.recs[i].data_ok);
+		ASSERT(k.recs[i].lens_ok);
 		ASSERT_EQ(k.recs[i].session_id, 42);
 		ASSERT_EQ(k.recs[i].room_id, 9999);
 	}
@@ -1220,6 +1287,7 @@ int main(void)
 	RUN(test_record);
 	RUN(test_other_room);
 	RUN(test_typed_samples);
+	RUN(test_record_lengths);
 	RUN(test_platform_typed);
 	RUN(test_platform_capture);
 	RUN(test_platform_gifts_and_end);
