@@ -311,7 +311,6 @@ static int make_record(const struct stt *s, const struct fields *f, struct stt *
 	}
 	/* Every other type: uid, nn and level when present at the top level. */
 	rec->platform = "douyu";
-	rec->type_len = rec->nick_len = rec->text_len = rec->cid_len = 0; /* measured by the store */
 	rec->decoded = NULL; /* Douyu has no binary payloads */
 	rec->decoded_len = 0;
 	rec->room_id = room_id;
