@@ -54,7 +54,6 @@ struct tls_config {
 	mbedtls_x509_crt ca;
 	mbedtls_ssl_config conf;
 	unsigned ca_loaded, ca_rejected; /* certificates in the CA file: parsed, not parsed */
-	bool offload;                    /* hand inbound AES-GCM records to tlsrec.c */
 	/*
 	 * mbedTLS 2.28 calls the key-export callback with the config's context only, not the
 	 * connection's; the connection whose handshake is being driven is put here for the call.
@@ -383,8 +382,7 @@ int tls_config_create(const char *ca_file, bool insecure, struct tls_config **ou
 		mbedtls_ssl_conf_ciphersuites(&cfg->conf, tls_fallback_suites);
 	/* The switch exists so that tests can run both inbound paths. */
 	const char *no = getenv("DANMAKUD_TLS_NO_OFFLOAD");
-	cfg->offload = !(no && *no && strcmp(no, "0") != 0);
-	if (cfg->offload)
+	if (!(no && *no && strcmp(no, "0") != 0))
 		mbedtls_ssl_conf_export_keys_ext_cb(&cfg->conf, on_export_keys, cfg);
 
 	*out = cfg;
