@@ -25,11 +25,13 @@
  * bench/run uses: meson setup build-bench --buildtype=release -Dtests=false
  * --wrap-mode=nodownload && ninja -C build-bench):
  *   cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude bench/decode_cost.c \
- *      build-bench/libcore.a -lmbedtls -lmbedx509 -lmbedcrypto -lwslay -luv -lsqlite3 \
- *      -lcares -lz -lbrotlidec -ljansson -lm -o /tmp/decode_cost
+ *      build-bench/libcore.a -lmbedtls -lmbedx509 -lmbedcrypto -lcrypto -lwslay -luv \
+ *      -lsqlite3 -lcares -lz -lbrotlidec -ljansson -lm -o /tmp/decode_cost
  *   /tmp/decode_cost [MESSAGES] [PER_FRAME] [REPS] [SHARED_DIR] [STAGE]
  * MESSAGES defaults to 200000, PER_FRAME to 16, REPS to 5, SHARED_DIR to ../shared; STAGE
- * (full, tls, ws or douyu) runs only that stage, e.g. under perf record.
+ * (full, tls, ws or douyu) runs only that stage, e.g. under perf record. tls.c decrypts with
+ * libcrypto after the handshake (tls_offload=1 in the first line of output); run with
+ * DANMAKUD_TLS_NO_OFFLOAD=1 to time mbedTLS's record decryption instead.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -346,6 +348,7 @@ static mbedtls_pk_context srv_key;
 static mbedtls_x509_crt srv_crt;
 static mbedtls_ssl_config srv_conf;
 static struct tls_config *client_conf;
+static bool offloaded; /* tls_offloaded() of the last connection */
 
 struct srv {
 	mbedtls_ssl_context ssl;
@@ -468,6 +471,7 @@ static void tls_pair(struct tls **c, struct srv *s)
 		die("handshake did not finish", -EPROTO);
 	if (strcmp(tls_ciphersuite(*c), "TLS-ECDHE-ECDSA-WITH-AES-256-GCM-SHA384") != 0)
 		die(tls_ciphersuite(*c), -EPROTO);
+	offloaded = tls_offloaded(*c);
 }
 
 static void srv_finish(struct srv *s)
@@ -684,8 +688,9 @@ int main(int argc, char **argv)
 	run(FULL);
 	check_lengths = false;
 	printf("shapes=%zu messages=%zu per_frame=%zu wire_bytes_per_msg=%.1f records=%zu "
-	       "bad_lengths=%zu\n",
-	       n_shapes, messages, per_frame, (double)plain.len / messages, n_records, bad_lengths);
+	       "bad_lengths=%zu tls_offload=%d\n",
+	       n_shapes, messages, per_frame, (double)plain.len / messages, n_records, bad_lengths,
+	       offloaded);
 	if (n_records != messages)
 		die("not every message became a record", -EIO);
 

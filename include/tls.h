@@ -67,6 +67,13 @@ struct buf *tls_pending_out(struct tls *t);
 /* Human-readable reason for the last failure (never NULL). */
 const char *tls_last_error(const struct tls *t);
 
+/*
+ * True once inbound records are decrypted by tlsrec.c (libcrypto) rather than mbedTLS: after
+ * a TLS 1.2 AES-GCM handshake, unless DANMAKUD_TLS_NO_OFFLOAD=1 was set when the config was
+ * created. Either way the bytes tls_read() returns are the same.
+ */
+bool tls_offloaded(const struct tls *t);
+
 /* Negotiated suite name, or "" before the handshake completes. */
 const char *tls_ciphersuite(const struct tls *t);
 

@@ -6,10 +6,19 @@
  * connection. mbedTLS error codes are translated into negative errno values, and the words for
  * the last failure stay in a small per-connection buffer for the caller to log. This module
  * neither logs nor touches libuv or sockets.
+ *
+ * Inbound offload: once the handshake is done, and when it negotiated TLS 1.2 with AES-128-GCM
+ * or AES-256-GCM, inbound records are decrypted by tlsrec.c (OpenSSL's libcrypto, over ten
+ * times cheaper than mbedTLS in bench/decode_cost.c's tls stage), while mbedTLS keeps the
+ * handshake, the certificate and host-name checks and every write. The server's write key and IV
+ * come from mbedTLS's key-export callback, the next sequence number from the context. Any other
+ * suite, a record mbedTLS has already buffered at hand-off, or DANMAKUD_TLS_NO_OFFLOAD=1 in the
+ * environment keeps the whole connection on mbedTLS.
  */
 #include "tls.h"
 
 #include "text.h"
+#include "tlsrec.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -28,6 +37,7 @@
 #include <mbedtls/md.h>
 #include <mbedtls/pem.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_ciphersuites.h>
 #include <mbedtls/x509.h>
@@ -44,6 +54,11 @@ struct tls_config {
 	mbedtls_x509_crt ca;
 	mbedtls_ssl_config conf;
 	unsigned ca_loaded, ca_rejected; /* certificates in the CA file: parsed, not parsed */
+	/*
+	 * mbedTLS 2.28 calls the key-export callback with the config's context only, not the
+	 * connection's; the connection whose handshake is being driven is put here for the call.
+	 */
+	struct tls *handshaking;
 };
 
 /*
@@ -57,9 +72,15 @@ struct tls {
 	mbedtls_ssl_context ssl;
 	struct buf in;  /* ciphertext fed by the caller, not yet read by mbedTLS */
 	struct buf out; /* ciphertext produced by mbedTLS, for the caller to send */
-	int fatal;      /* sticky negative errno after a failure, else 0 */
-	bool done;      /* handshake complete */
-	bool closed;    /* close_notify received */
+	struct tls_config *cfg;
+	struct tlsrec *rec; /* inbound records after the handshake, when offloaded */
+	/* The server's write key and implicit IV, from the key export until the hand-off. */
+	uint8_t rx_key[32];
+	uint8_t rx_iv[4];
+	size_t rx_keylen; /* 0: no key kept */
+	int fatal;        /* sticky negative errno after a failure, else 0 */
+	bool done;        /* handshake complete */
+	bool closed;      /* close_notify received */
 	char err[TLS_ERR_LEN];
 };
 
@@ -129,43 +150,6 @@ static int tls_errno(int mret)
 	return -EPROTO;
 }
 
-static const struct {
-	unsigned char desc;
-	const char *name;
-} tls_alerts[] = {
-    {0, "close_notify"},
-    {10, "unexpected_message"},
-    {20, "bad_record_mac"},
-    {22, "record_overflow"},
-    {40, "handshake_failure"},
-    {42, "bad_certificate"},
-    {43, "unsupported_certificate"},
-    {44, "certificate_revoked"},
-    {45, "certificate_expired"},
-    {46, "certificate_unknown"},
-    {47, "illegal_parameter"},
-    {48, "unknown_ca"},
-    {49, "access_denied"},
-    {50, "decode_error"},
-    {51, "decrypt_error"},
-    {70, "protocol_version"},
-    {71, "insufficient_security"},
-    {80, "internal_error"},
-    {86, "inappropriate_fallback"},
-    {90, "user_canceled"},
-    {100, "no_renegotiation"},
-    {110, "unsupported_extension"},
-    {112, "unrecognized_name"},
-};
-
-static const char *tls_alert_name(unsigned desc)
-{
-	for (size_t i = 0; i < sizeof(tls_alerts) / sizeof(tls_alerts[0]); i++)
-		if (tls_alerts[i].desc == desc)
-			return tls_alerts[i].name;
-	return "unknown alert";
-}
-
 /*
  * Record a failure: translate mret, describe it in t->err and make it sticky, because an
  * mbedTLS context must not be driven further after a fatal error.
@@ -196,7 +180,7 @@ static int tls_fail(struct tls *t, int mret, const char *what)
 		    t->ssl.in_msg) {
 			unsigned desc = t->ssl.in_msg[1];
 			tls_set_err(t->err, sizeof(t->err), "%s: peer sent fatal alert %u (%s)",
-			            what, desc, tls_alert_name(desc));
+			            what, desc, tlsrec_alert_name(desc));
 		} else {
 			tls_set_err(t->err, sizeof(t->err), "%s: peer sent a fatal alert", what);
 		}
@@ -240,6 +224,71 @@ static int bio_recv(void *ctx, unsigned char *p, size_t len)
 	buf_consume(&t->in, n);
 	tls_trim(&t->in);
 	return (int)n;
+}
+
+static void tls_wipe_keys(struct tls *t)
+{
+	mbedtls_platform_zeroize(t->rx_key, sizeof(t->rx_key));
+	mbedtls_platform_zeroize(t->rx_iv, sizeof(t->rx_iv));
+	t->rx_keylen = 0;
+}
+
+/*
+ * mbedTLS 2.28 passes the whole key block of RFC 5246 §6.3 (ssl_tls.c,
+ * ssl_populate_transform): client MAC key | server MAC key (maclen each, 0 for AEAD) |
+ * client write key | server write key (keylen each) | client IV | server IV (ivlen each;
+ * for GCM and CCM the 4-byte implicit part, mbedTLS's fixed_ivlen). We decrypt what the
+ * server writes, so we keep the server's key and IV. The suite itself is checked at the
+ * hand-off; here only the shapes that cannot be AES-GCM are refused.
+ */
+static int on_export_keys(void *ctx, const unsigned char *ms, const unsigned char *kb,
+                          size_t maclen, size_t keylen, size_t ivlen,
+                          const unsigned char client_random[32],
+                          const unsigned char server_random[32], mbedtls_tls_prf_types prf)
+{
+	struct tls_config *cfg = ctx;
+	struct tls *t = cfg->handshaking;
+	if (!t)
+		return 0;
+	tls_wipe_keys(t);
+	if (maclen != 0 || ivlen != sizeof(t->rx_iv) || (keylen != 16 && keylen != 32))
+		return 0;
+	memcpy(t->rx_key, kb + 2 * maclen + keylen, keylen);
+	memcpy(t->rx_iv, kb + 2 * maclen + 2 * keylen + ivlen, ivlen);
+	t->rx_keylen = keylen;
+	return 0;
+}
+
+/*
+ * Right after mbedtls_ssl_handshake() returned 0: move inbound records to tlsrec.c when the
+ * suite allows it and nothing would be lost. mbedTLS reads a TLS record through the BIO
+ * exactly (header, then body), so everything after the server's Finished is still in t->in;
+ * should it nevertheless hold an unread record or message, the connection stays on mbedTLS.
+ * Failing to offload is never an error: mbedTLS can still read.
+ */
+static void tls_offload(struct tls *t)
+{
+	if (t->rx_keylen == 0)
+		return;
+	const mbedtls_ssl_ciphersuite_t *cs =
+	    t->ssl.session ? mbedtls_ssl_ciphersuite_from_id(t->ssl.session->ciphersuite) : NULL;
+	size_t want = 0;
+	if (cs && cs->cipher == MBEDTLS_CIPHER_AES_128_GCM)
+		want = 16;
+	else if (cs && cs->cipher == MBEDTLS_CIPHER_AES_256_GCM)
+		want = 32;
+	bool ok = want == t->rx_keylen && t->ssl.major_ver == MBEDTLS_SSL_MAJOR_VERSION_3 &&
+	          t->ssl.minor_ver == MBEDTLS_SSL_MINOR_VERSION_3 &&
+	          mbedtls_ssl_check_pending(&t->ssl) == 0 && t->ssl.in_left == 0 &&
+	          t->ssl.in_offt == NULL && t->ssl.in_ctr != NULL;
+	if (ok) {
+		uint64_t seq = 0;
+		for (int i = 0; i < 8; i++)
+			seq = seq << 8 | t->ssl.in_ctr[i];
+		/* On -ENOMEM mbedTLS simply keeps reading. */
+		(void)tlsrec_create(t->rx_key, t->rx_keylen, t->rx_iv, seq, &t->rec);
+	}
+	tls_wipe_keys(t);
 }
 
 static bool tls_has_suite(const int *list, int id)
@@ -331,6 +380,10 @@ int tls_config_create(const char *ca_file, bool insecure, struct tls_config **ou
 	if (!tls_has_suite(mbedtls_ssl_list_ciphersuites(),
 	                   MBEDTLS_TLS_RSA_WITH_AES_256_GCM_SHA384))
 		mbedtls_ssl_conf_ciphersuites(&cfg->conf, tls_fallback_suites);
+	/* The switch exists so that tests can run both inbound paths. */
+	const char *no = getenv("DANMAKUD_TLS_NO_OFFLOAD");
+	if (!(no && *no && strcmp(no, "0") != 0))
+		mbedtls_ssl_conf_export_keys_ext_cb(&cfg->conf, on_export_keys, cfg);
 
 	*out = cfg;
 	return 0;
@@ -367,6 +420,7 @@ int tls_create(struct tls_config *cfg, const char *host, struct tls **out)
 	mbedtls_ssl_init(&t->ssl);
 	buf_init(&t->in);
 	buf_init(&t->out);
+	t->cfg = cfg;
 
 	int rc;
 	int mret = mbedtls_ssl_setup(&t->ssl, &cfg->conf);
@@ -393,6 +447,8 @@ void tls_destroy(struct tls *t)
 	if (!t)
 		return;
 	mbedtls_ssl_free(&t->ssl);
+	tlsrec_destroy(t->rec);
+	tls_wipe_keys(t);
 	buf_finish(&t->in);
 	buf_finish(&t->out);
 	free(t);
@@ -411,11 +467,16 @@ int tls_handshake(struct tls *t)
 	if (t->done)
 		return 0;
 	tls_trim(&t->out);
+	t->cfg->handshaking = t;
 	int mret = mbedtls_ssl_handshake(&t->ssl);
+	t->cfg->handshaking = NULL;
 	if (mret == 0) {
 		t->done = true;
+		tls_offload(t);
 		return 0;
 	}
+	if (mret != MBEDTLS_ERR_SSL_WANT_READ && mret != MBEDTLS_ERR_SSL_WANT_WRITE)
+		tls_wipe_keys(t);
 	if (mret == MBEDTLS_ERR_SSL_WANT_READ || mret == MBEDTLS_ERR_SSL_WANT_WRITE)
 		return -EAGAIN;
 	return tls_fail(t, mret, "handshake");
@@ -433,6 +494,20 @@ ssize_t tls_read(struct tls *t, uint8_t *out, size_t cap)
 	if (cap == 0)
 		return -EINVAL;
 	tls_trim(&t->out);
+	if (t->rec) {
+		ssize_t n = tlsrec_read(t->rec, &t->in, out, cap);
+		tls_trim(&t->in);
+		if (n > 0 || n == -EAGAIN)
+			return n;
+		if (n == 0) {
+			t->closed = true;
+			tls_set_err(t->err, sizeof(t->err), "peer sent close_notify");
+			return 0;
+		}
+		tls_set_err(t->err, sizeof(t->err), "read: %s", tlsrec_last_error(t->rec));
+		t->fatal = (int)n;
+		return n;
+	}
 	int mret = mbedtls_ssl_read(&t->ssl, out, cap);
 	if (mret > 0)
 		return mret;
@@ -492,6 +567,11 @@ const char *tls_last_error(const struct tls *t)
 	if (!t || !t->err[0])
 		return "no error";
 	return t->err;
+}
+
+bool tls_offloaded(const struct tls *t)
+{
+	return t && t->rec;
 }
 
 const char *tls_ciphersuite(const struct tls *t)

@@ -4,6 +4,9 @@
  * RSA-2048 server certificate for DNS:localhost (subjectAltName) signed by the first. Keys are
  * generated once per run, because RSA key generation is slow. Ciphertext from the server is
  * handed to the client whole, one byte at a time, or in random slices.
+ *
+ * Every test runs twice: with inbound records offloaded to tlsrec.c (libcrypto) after a TLS 1.2
+ * AES-GCM handshake, and with DANMAKUD_TLS_NO_OFFLOAD=1, where mbedTLS reads everything.
  */
 #include "tls.h"
 
@@ -33,6 +36,7 @@ static mbedtls_pk_context g_ca1_key, g_ca2_key, g_srv_key;
 static mbedtls_x509_crt g_srv_chain; /* server cert (signed by CA1), then CA1 */
 static char g_dir[64];
 static char g_ca1_path[128], g_ca2_path[128];
+static bool g_offload; /* the pass being run: inbound offload expected after AES-GCM */
 
 #define CA1_NAME "CN=danmakud test CA 1,O=danmakud"
 #define CA2_NAME "CN=danmakud test CA 2,O=danmakud"
@@ -367,21 +371,35 @@ static struct tls_config *make_config(const char *ca, bool insecure)
 	return cfg;
 }
 
+/* Offloaded exactly when the pass allows it and the suite is AES-GCM. */
+static bool want_offload(const struct tls *c)
+{
+	return g_offload && strstr(tls_ciphersuite(c), "-AES-") &&
+	       strstr(tls_ciphersuite(c), "-GCM-");
+}
+
 static void fill(uint8_t *p, size_t n, unsigned k)
 {
 	for (size_t i = 0; i < n; i++)
 		p[i] = (uint8_t)(i * 31 + k + (i >> 8));
 }
 
-/* Full session: handshake, 50 KB each way, client close_notify seen by the server. */
-static void session(enum split mode, uint64_t seed)
+/* Server suite lists: AES-GCM, so that the offloaded path is the one exercised. */
+static const int gcm128[] = {MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, 0};
+static const int gcm256[] = {MBEDTLS_TLS_RSA_WITH_AES_256_GCM_SHA384, 0};
+
+/*
+ * Full session: handshake, 50 KB each way, client close_notify seen by the server.
+ * suites: the server's list (NULL: mbedTLS's defaults, which pick ChaCha20-Poly1305).
+ */
+static void session(enum split mode, uint64_t seed, const int *suites)
 {
 	struct tls_config *cfg = make_config(g_ca1_path, false);
 	ASSERT(cfg);
 	struct tls *c;
 	ASSERT_EQ(tls_create(cfg, "localhost", &c), 0);
 	struct srv s;
-	ASSERT_EQ(srv_init(&s, NULL), 0);
+	ASSERT_EQ(srv_init(&s, suites), 0);
 
 	ASSERT_STR_EQ(tls_ciphersuite(c), "");
 	uint8_t one = 1;
@@ -395,6 +413,8 @@ static void session(enum split mode, uint64_t seed)
 	ASSERT_EQ(crc, 0);
 	ASSERT_EQ(sret, 0);
 	ASSERT(tls_ciphersuite(c)[0] != '\0');
+	printf("# %s, offloaded: %d\n", tls_ciphersuite(c), tls_offloaded(c));
+	ASSERT_EQ(tls_offloaded(c), want_offload(c));
 	ASSERT_EQ(tls_handshake(c), 0);
 
 	enum { N = 50000 };
@@ -429,18 +449,20 @@ static void session(enum split mode, uint64_t seed)
 
 static void tls_handshake_whole(void)
 {
-	session(SPLIT_WHOLE, 1);
+	session(SPLIT_WHOLE, 1, NULL);
+	if (!test_cur_failed)
+		session(SPLIT_WHOLE, 11, gcm256);
 }
 
 static void tls_handshake_one_byte(void)
 {
-	session(SPLIT_BYTE, 2);
+	session(SPLIT_BYTE, 2, gcm128);
 }
 
 static void tls_handshake_random_splits(void)
 {
 	for (uint64_t seed = 1; seed <= 8 && !test_cur_failed; seed++)
-		session(SPLIT_RANDOM, seed * 0x9E3779B97F4A7C15ULL);
+		session(SPLIT_RANDOM, seed * 0x9E3779B97F4A7C15ULL, seed % 2 ? gcm128 : gcm256);
 }
 
 static void tls_douyu_rsa_suite(void)
@@ -461,6 +483,7 @@ static void tls_douyu_rsa_suite(void)
 	ASSERT_EQ(sret, 0);
 	ASSERT_STR_EQ(tls_ciphersuite(c), "TLS-RSA-WITH-AES-256-GCM-SHA384");
 	ASSERT_STR_EQ(mbedtls_ssl_get_version(&s.ssl), "TLSv1.2");
+	ASSERT_EQ(tls_offloaded(c), g_offload);
 
 	static const uint8_t msg[] = "type@=loginreq/roomid@=9999/";
 	ASSERT_EQ(srv_write_all(&s, msg, sizeof(msg)), 0);
@@ -539,10 +562,11 @@ static void tls_server_close_notify(void)
 	struct tls *c;
 	ASSERT_EQ(tls_create(cfg, "localhost", &c), 0);
 	struct srv s;
-	ASSERT_EQ(srv_init(&s, NULL), 0);
+	ASSERT_EQ(srv_init(&s, gcm256), 0);
 	int sret;
 	uint64_t seed = 6;
 	ASSERT_EQ(pump_handshake(c, &s, SPLIT_WHOLE, &seed, &sret), 0);
+	ASSERT_EQ(tls_offloaded(c), g_offload);
 
 	ASSERT_EQ(srv_write_all(&s, (const uint8_t *)"bye", 3), 0);
 	ASSERT_EQ(mbedtls_ssl_close_notify(&s.ssl), 0);
@@ -552,6 +576,7 @@ static void tls_server_close_notify(void)
 	ASSERT_MEM_EQ(rx, "bye", 3);
 	ASSERT_EQ(last, 0);
 	ASSERT_EQ(tls_read(c, rx, sizeof(rx)), 0);
+	ASSERT_STR_EQ(tls_last_error(c), "peer sent close_notify");
 
 	srv_finish(&s);
 	tls_destroy(c);
@@ -642,9 +667,10 @@ static void tls_garbage(void)
 	/* A forged application-data record inside an established session. */
 	ASSERT_EQ(tls_create(cfg, "localhost", &c), 0);
 	struct srv s;
-	ASSERT_EQ(srv_init(&s, NULL), 0);
+	ASSERT_EQ(srv_init(&s, gcm128), 0);
 	int sret;
 	ASSERT_EQ(pump_handshake(c, &s, SPLIT_WHOLE, &seed, &sret), 0);
+	ASSERT_EQ(tls_offloaded(c), g_offload);
 	uint8_t rec[5 + 64] = {0x17, 0x03, 0x03, 0x00, 64};
 	for (size_t k = 5; k < sizeof(rec); k++)
 		rec[k] = (uint8_t)test_rand(&seed);
@@ -653,10 +679,195 @@ static void tls_garbage(void)
 	ssize_t r = tls_read(c, rx, sizeof(rx));
 	printf("# client: %s\n", tls_last_error(c));
 	ASSERT(r < 0 && r != -EAGAIN);
+	if (tls_offloaded(c))
+		ASSERT(strstr(tls_last_error(c), "bad record MAC"));
 	ASSERT_EQ(tls_read(c, rx, sizeof(rx)), r);
 	srv_finish(&s);
 	tls_destroy(c);
 
+	tls_config_destroy(cfg);
+}
+
+/*
+ * One suite end to end: 100 KB from the server in random slices and every read size, then
+ * close_notify. Offloaded exactly for TLS 1.2 AES-GCM; the bytes must be the same either way.
+ */
+static void suite_session(int suite, const char *name)
+{
+	const int suites[] = {suite, 0};
+	struct tls_config *cfg = make_config(g_ca1_path, false);
+	ASSERT(cfg);
+	struct tls *c;
+	ASSERT_EQ(tls_create(cfg, "localhost", &c), 0);
+	struct srv s;
+	ASSERT_EQ(srv_init(&s, suites), 0);
+	int sret;
+	uint64_t seed = (uint64_t)suite * 77;
+	ASSERT_EQ(pump_handshake(c, &s, SPLIT_RANDOM, &seed, &sret), 0);
+	ASSERT_EQ(sret, 0);
+	ASSERT_STR_EQ(tls_ciphersuite(c), name);
+	ASSERT_EQ(tls_offloaded(c), want_offload(c));
+
+	enum { N = 100000 };
+	static uint8_t tx[N], rx[N];
+	fill(tx, N, (unsigned)suite);
+	/* Records of many sizes, the empty one included (mbedTLS writes none of length 0). */
+	for (size_t off = 0, k = 0; off < N; k++) {
+		size_t n = k % 3 == 0 ? 16384 : 1 + (size_t)(test_rand(&seed) % 700);
+		if (n > N - off)
+			n = N - off;
+		ASSERT_EQ(srv_write_all(&s, tx + off, n), 0);
+		off += n;
+	}
+	ASSERT_EQ(mbedtls_ssl_close_notify(&s.ssl), 0);
+	size_t total = 0;
+	ssize_t r = -EAGAIN;
+	while (s.out.len > 0 && r != 0) {
+		size_t n = chunk_len(SPLIT_RANDOM, &seed, s.out.len);
+		ASSERT_EQ(tls_feed(c, buf_head(&s.out), n), 0);
+		buf_consume(&s.out, n);
+		for (;;) {
+			size_t cap = 1 + (size_t)(test_rand(&seed) % 20000);
+			if (cap > N - total)
+				cap = N - total;
+			if (cap == 0)
+				cap = 1; /* only close_notify may be left */
+			r = tls_read(c, rx + total, cap);
+			if (r <= 0)
+				break;
+			total += (size_t)r;
+		}
+		ASSERT(r == -EAGAIN || r == 0);
+	}
+	ASSERT_EQ(r, 0);
+	ASSERT_EQ(total, N);
+	ASSERT_MEM_EQ(rx, tx, N);
+	srv_finish(&s);
+	tls_destroy(c);
+	tls_config_destroy(cfg);
+}
+
+static void tls_suites(void)
+{
+	static const struct {
+		int id;
+		const char *name;
+	} suites[] = {
+	    {MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	     "TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256"},
+	    {MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	     "TLS-ECDHE-RSA-WITH-AES-256-GCM-SHA384"},
+	    {MBEDTLS_TLS_RSA_WITH_AES_128_GCM_SHA256, "TLS-RSA-WITH-AES-128-GCM-SHA256"},
+	    {MBEDTLS_TLS_RSA_WITH_AES_256_GCM_SHA384, "TLS-RSA-WITH-AES-256-GCM-SHA384"},
+	    {MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	     "TLS-ECDHE-RSA-WITH-CHACHA20-POLY1305-SHA256"},
+	    {MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
+	     "TLS-ECDHE-RSA-WITH-AES-128-CBC-SHA256"},
+	};
+	for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]) && !test_cur_failed; i++)
+		suite_session(suites[i].id, suites[i].name);
+}
+
+/*
+ * The server's first application data arrives in the same read as its Finished: the bytes
+ * after the Finished are still in our buffer at the hand-off and must come out of tls_read.
+ */
+static void tls_data_with_finished(void)
+{
+	struct tls_config *cfg = make_config(g_ca1_path, false);
+	ASSERT(cfg);
+	struct tls *c;
+	ASSERT_EQ(tls_create(cfg, "localhost", &c), 0);
+	struct srv s;
+	ASSERT_EQ(srv_init(&s, (const int[]){MBEDTLS_TLS_RSA_WITH_AES_256_GCM_SHA384, 0}), 0);
+	int crc = -EAGAIN, sret = 1;
+	bool wrote = false;
+	for (int round = 0; round < 50 && crc == -EAGAIN; round++) {
+		crc = tls_handshake(c);
+		c2s(c, &s);
+		if (sret == 1) {
+			sret = mbedtls_ssl_handshake(&s.ssl);
+			if (sret == MBEDTLS_ERR_SSL_WANT_READ || sret == MBEDTLS_ERR_SSL_WANT_WRITE)
+				sret = 1;
+		}
+		if (sret == 0 && !wrote) {
+			ASSERT_EQ(srv_write_all(&s, (const uint8_t *)"early", 5), 0);
+			ASSERT_EQ(srv_write_all(&s, (const uint8_t *)"bird", 4), 0);
+			wrote = true;
+		}
+		ASSERT_EQ(tls_feed(c, buf_head(&s.out), s.out.len), 0);
+		buf_consume(&s.out, s.out.len);
+	}
+	ASSERT_EQ(crc, 0);
+	ASSERT(wrote);
+	ASSERT_EQ(tls_offloaded(c), g_offload);
+	uint8_t rx[16];
+	ASSERT_EQ(tls_read(c, rx, sizeof(rx)), 5);
+	ASSERT_MEM_EQ(rx, "early", 5);
+	ASSERT_EQ(tls_read(c, rx, sizeof(rx)), 4);
+	ASSERT_MEM_EQ(rx, "bird", 4);
+	ASSERT_EQ(tls_read(c, rx, sizeof(rx)), -EAGAIN);
+	srv_finish(&s);
+	tls_destroy(c);
+	tls_config_destroy(cfg);
+}
+
+/* A server that asks to renegotiate (HelloRequest): refused on the offloaded path. */
+static void tls_hello_request(void)
+{
+	struct tls_config *cfg = make_config(g_ca1_path, false);
+	ASSERT(cfg);
+	struct tls *c;
+	ASSERT_EQ(tls_create(cfg, "localhost", &c), 0);
+	struct srv s;
+	ASSERT_EQ(srv_init(&s, (const int[]){MBEDTLS_TLS_RSA_WITH_AES_128_GCM_SHA256, 0}), 0);
+	mbedtls_ssl_conf_renegotiation(&s.conf, MBEDTLS_SSL_RENEGOTIATION_ENABLED);
+	int sret;
+	uint64_t seed = 9;
+	ASSERT_EQ(pump_handshake(c, &s, SPLIT_WHOLE, &seed, &sret), 0);
+	ASSERT_EQ(srv_write_all(&s, (const uint8_t *)"before", 6), 0);
+	int rc = mbedtls_ssl_renegotiate(&s.ssl);
+	ASSERT(rc == 0 || rc == MBEDTLS_ERR_SSL_WANT_READ);
+	uint8_t rx[16];
+	ssize_t last;
+	ASSERT_EQ(s2c_read(c, &s, SPLIT_WHOLE, &seed, rx, sizeof(rx), &last), 6);
+	ASSERT_MEM_EQ(rx, "before", 6);
+	printf("# client: %zd %s\n", last, tls_last_error(c));
+	if (g_offload) {
+		ASSERT_EQ(last, -EPROTO);
+		ASSERT(strstr(tls_last_error(c), "handshake record after the handshake"));
+	} else {
+		ASSERT_EQ(last, -EAGAIN); /* mbedTLS answers no_renegotiation and carries on */
+	}
+	srv_finish(&s);
+	tls_destroy(c);
+	tls_config_destroy(cfg);
+}
+
+/* A fatal alert from the server after the handshake names the alert on both paths. */
+static void tls_fatal_alert_after_handshake(void)
+{
+	struct tls_config *cfg = make_config(g_ca1_path, false);
+	ASSERT(cfg);
+	struct tls *c;
+	ASSERT_EQ(tls_create(cfg, "localhost", &c), 0);
+	struct srv s;
+	ASSERT_EQ(srv_init(&s, (const int[]){MBEDTLS_TLS_RSA_WITH_AES_256_GCM_SHA384, 0}), 0);
+	int sret;
+	uint64_t seed = 10;
+	ASSERT_EQ(pump_handshake(c, &s, SPLIT_WHOLE, &seed, &sret), 0);
+	ASSERT_EQ(mbedtls_ssl_send_alert_message(&s.ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
+	                                         MBEDTLS_SSL_ALERT_MSG_INTERNAL_ERROR),
+	          0);
+	uint8_t rx[16];
+	ssize_t last;
+	ASSERT_EQ(s2c_read(c, &s, SPLIT_BYTE, &seed, rx, sizeof(rx), &last), 0);
+	printf("# client: %s\n", tls_last_error(c));
+	ASSERT_EQ(last, -ECONNREFUSED);
+	ASSERT(strstr(tls_last_error(c), "fatal alert 80 (internal_error)"));
+	ASSERT_EQ(tls_read(c, rx, sizeof(rx)), -ECONNREFUSED);
+	srv_finish(&s);
+	tls_destroy(c);
 	tls_config_destroy(cfg);
 }
 
@@ -716,19 +927,32 @@ int main(void)
 		printf("Bail out! test certificate setup failed: -0x%04x\n", (unsigned)-rc);
 		return 1;
 	}
-	RUN(tls_handshake_whole);
-	RUN(tls_handshake_one_byte);
-	RUN(tls_handshake_random_splits);
-	RUN(tls_douyu_rsa_suite);
-	RUN(tls_wrong_host);
-	RUN(tls_untrusted_ca);
-	RUN(tls_insecure_accepts);
-	RUN(tls_server_close_notify);
-	RUN(tls_garbage);
-	RUN(tls_missing_ca_file);
-	RUN(tls_peer_alert);
-	RUN(tls_old_version_refused);
-	RUN(tls_misc_api);
+	/* First with the offload (the default), then with mbedTLS reading everything. */
+	for (int pass = 0; pass < 2; pass++) {
+		g_offload = pass == 0;
+		if (g_offload)
+			unsetenv("DANMAKUD_TLS_NO_OFFLOAD");
+		else
+			setenv("DANMAKUD_TLS_NO_OFFLOAD", "1", 1);
+		printf("# pass %d: offload %s\n", pass + 1, g_offload ? "on" : "off");
+		RUN(tls_handshake_whole);
+		RUN(tls_handshake_one_byte);
+		RUN(tls_handshake_random_splits);
+		RUN(tls_douyu_rsa_suite);
+		RUN(tls_suites);
+		RUN(tls_data_with_finished);
+		RUN(tls_hello_request);
+		RUN(tls_fatal_alert_after_handshake);
+		RUN(tls_wrong_host);
+		RUN(tls_untrusted_ca);
+		RUN(tls_insecure_accepts);
+		RUN(tls_server_close_notify);
+		RUN(tls_garbage);
+		RUN(tls_missing_ca_file);
+		RUN(tls_peer_alert);
+		RUN(tls_old_version_refused);
+		RUN(tls_misc_api);
+	}
 	teardown();
 	TEST_DONE();
 }
