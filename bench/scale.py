@@ -13,8 +13,9 @@ is reported: messages/s committed (first join to the last row visible, as bench/
 message (utime+stime of danmakud), RSS at the end, bytes read/written (/proc/<pid>/io), and
 the ratio big/empty.
 
-Each run adds its rows to FILE (about 1.6 % of 50M per run with the defaults): the row count
-before every run is printed. The insert trigger of messages_fts is made what the binary under
+Each run adds its rows to FILE; --restore deletes them again after the run (and the sessions
+it opened), so that every run starts from the same rows; the row count before every run is
+printed. The insert trigger of messages_fts is made what the binary under
 test makes in a new database (present or absent), so that both runs feed the full-text index
 the same way.
 
@@ -267,11 +268,26 @@ class Scale:
             con.close()
         return t_last, last - base
 
+    def restore(self, db, r):
+        """Delete what run r added (the FTS delete trigger unindexes its chat rows)."""
+        t0 = time.monotonic()
+        con = sqlite3.connect(db, timeout=30)
+        try:
+            con.execute('DELETE FROM messages WHERE id > ?', (r['rows_before'],))
+            con.execute('DELETE FROM sessions WHERE id > ?', (r['sessions_before'],))
+            con.commit()
+            con.execute('PRAGMA wal_checkpoint(TRUNCATE)')
+        finally:
+            con.close()
+        self.log('restored %s to %d rows in %.0f s' % (db, r['rows_before'],
+                                                       time.monotonic() - t0))
+
     def run(self, label, db, rooms):
         a = self.a
-        base = 0
+        base = sbase = 0
         if os.path.exists(db):
             base = db_query(db, 'SELECT coalesce(max(id), 0) FROM messages')[0][0]
+            sbase = db_query(db, 'SELECT coalesce(max(id), 0) FROM sessions')[0][0]
         total = len(rooms) * a.messages
         fl = self.flood(label)
         argv = [self.danmakud, '-q', '-d', db, '-s', fl.url]
@@ -300,7 +316,7 @@ class Scale:
             if got == 0:
                 return None
         secs = t_done - t_join
-        r = {'label': label, 'rows_before': base, 'rows': got, 'seconds': secs,
+        r = {'label': label, 'rows_before': base, 'sessions_before': sbase, 'rows': got, 'seconds': secs,
              'rate': got / secs, 'cpu_s': cpu1 - cpu0, 'us_per_msg': (cpu1 - cpu0) / got * 1e6,
              'rss_mib': rss / 1024.0, 'hwm_mib': hwm / 1024.0,
              'read_mib': (io1.get('read_bytes', 0) - io0.get('read_bytes', 0)) / 1048576.0,
@@ -327,6 +343,8 @@ def main():
                     help="flood_server.js --random-ids ('' : its sequential cids, sample uids)")
     ap.add_argument('--repeat', type=int, default=1, help='alternate empty/big this many times')
     ap.add_argument('--only', default='empty,big')
+    ap.add_argument('--restore', action='store_true',
+                    help='delete the rows each big run added, after it')
     ap.add_argument('--label', default='', help='a tag for this configuration in the output')
     ap.add_argument('--timeout', type=float, default=600)
     ap.add_argument('--json', help='also write the results here')
@@ -356,6 +374,8 @@ def main():
                 r = s.run('big-%d' % i, big, rooms)
                 if r:
                     res['big'].append(r)
+                    if a.restore:
+                        s.restore(big, r)
         if a.db:
             s.log('big database %s: %.1f GiB' % (big, sum(
                 os.path.getsize(big + x) for x in ('', '-wal') if os.path.exists(big + x))
