@@ -245,8 +245,9 @@ class Scale:
         return p
 
     def wait_rows(self, db, base, total, d, fl, nrooms):
-        """Poll max(id) until base + total rows, or the count stays put 3 s after the flood
-        sent everything. Returns (monotonic time of the last change, rows added)."""
+        """Poll max(id) until base + total rows, or the count stays put 20 s after the flood
+        sent everything (a checkpoint in the big database can hold the writer
+        for seconds). Returns (monotonic time of the last change, rows added)."""
         deadline = time.monotonic() + self.a.timeout
         last, t_last, still = base, time.monotonic(), time.monotonic()
         con = None
@@ -261,7 +262,7 @@ class Scale:
                 con = None
             if last - base >= total:
                 break
-            if fl.count('DONE ') >= nrooms and time.monotonic() - still > 3:
+            if fl.count('DONE ') >= nrooms and time.monotonic() - still > 20:
                 break
             time.sleep(0.02)
         if con:
