@@ -22,6 +22,11 @@
 //
 // stdout, one line each: PORT <n>; JOIN <room> <ms>; DONE <room> <sent> <stalls> <ms>;
 // HB <room> <ms> (each mrkl, with --log-heartbeats); CLOSE <room>; EXIT <joins> <sent>.
+//
+// --random-ids cid,uid (bench/scale.py; either or both): every chatmsg cid is random like
+// Douyu's (16 + 6 random hex digits, then 0100000000), every top-level uid a random 9-digit
+// number (half from 200,000 regulars), so that the (platform, room_id, cid) and (uid, ts)
+// indexes get keys at random places as from real traffic, not after the previous message's.
 'use strict';
 
 const fs = require('fs');
@@ -43,7 +48,8 @@ function loadWs() {
 function parseArgs(argv) {
   const o = { mode: 'wss', port: 0, messages: 0, perFrame: 16, rate: 0, highWater: 1 << 20,
     key: null, cert: null, shared: path.join(__dirname, '..', '..', 'shared'), logHb: false,
-    backlog: 4096 };
+    backlog: 4096, randomCid: false,
+    randomUid: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -61,6 +67,12 @@ function parseArgs(argv) {
       case '--cert': o.cert = next(); break;
       case '--shared': o.shared = next(); break;
       case '--log-heartbeats': o.logHb = true; break;
+      case '--random-ids': {
+        const v = next().split(',');
+        o.randomCid = v.includes('cid');
+        o.randomUid = v.includes('uid');
+        break;
+      }
       case '--backlog': o.backlog = parseInt(next(), 10); break;
       default: throw new Error('unknown option ' + a);
     }
@@ -155,18 +167,34 @@ function loadShapes(shared) {
 
 const CID_LEN = 32;
 const BTS_LEN = 13;
+const UID_LEN = 9;
 
-// Packet templates for one room: {buf, cidAt (-1: none), btsAt}.
-function roomTemplates(shapes, room) {
+const hex = (n) => {
+  let h = '';
+  while (h.length < n) h += Math.floor(Math.random() * 0x100000000).toString(16).padStart(8, '0');
+  return h.slice(0, n);
+};
+const randomCid = () => hex(22) + '0100000000';
+const randomUid = () => String(Math.random() < 0.5
+  ? 100000000 + Math.floor(Math.random() * 200000) * 1999
+  : 100000000 + Math.floor(Math.random() * 400000000));
+
+// Packet templates for one room: {buf, cidAt (-1: none), uidAt (-1: none), btsAt}; uid slots
+// only with randomUid.
+function roomTemplates(shapes, room, randomUid) {
   return shapes.map((pairs) => {
     const isChat = sttGet(pairs, 'type') === 'chatmsg';
     let body = '';
     let cidAt = -1;
+    let uidAt = -1;
     let haveCid = false;
     for (const [k, v] of pairs) {
       if (k === 'bts') continue;
       if (k === 'rid') {
         body += `rid@=${room}/`;
+      } else if (k === 'uid' && randomUid && uidAt < 0) {
+        uidAt = Buffer.byteLength(body + 'uid@=');
+        body += 'uid@=' + '0'.repeat(UID_LEN) + '/';
       } else if (k === 'cid' && isChat && !haveCid) {
         haveCid = true;
         cidAt = Buffer.byteLength(body + 'cid@=');
@@ -182,7 +210,7 @@ function roomTemplates(shapes, room) {
     const btsAt = Buffer.byteLength(body + 'bts@=');
     body += 'bts@=' + '0'.repeat(BTS_LEN) + '/';
     return { buf: packText(body, SERVER_TYPE), cidAt: cidAt < 0 ? -1 : 12 + cidAt,
-      btsAt: 12 + btsAt };
+      uidAt: uidAt < 0 ? -1 : 12 + uidAt, btsAt: 12 + btsAt };
   });
 }
 
@@ -216,10 +244,13 @@ function session(opts, shapes, transport) {
     for (let i = 0; i < k; i++) {
       const t = tpl[st.next++ % tpl.length];
       t.buf.copy(b, off);
-      if (t.cidAt >= 0) {
+      if (t.cidAt >= 0 && opts.randomCid) {
+        b.write(randomCid(), off + t.cidAt, 'latin1');
+      } else if (t.cidAt >= 0) {
         b.write(cidPrefix + (st.sent + i).toString(16).padStart(CID_LEN - 8, '0'), off + t.cidAt,
           'latin1');
       }
+      if (t.uidAt >= 0) b.write(randomUid(), off + t.uidAt, 'latin1');
       b.write(now, off + t.btsAt, 'latin1');
       off += t.buf.length;
     }
@@ -276,7 +307,7 @@ function session(opts, shapes, transport) {
         totalJoins++;
         say(`JOIN ${st.room} ${Date.now()}`);
         if (opts.messages > 0) {
-          st.templates = roomTemplates(shapes, st.room);
+          st.templates = roomTemplates(shapes, st.room, opts.randomUid);
           st.next = Math.floor(Math.random() * st.templates.length);
           if (opts.rate > 0) paced();
           else setImmediate(pump);

@@ -728,9 +728,25 @@ static int set_pragmas(struct store *s, int busy_timeout_ms)
 	sqlite3_finalize(st);
 	if (ret < 0)
 		return ret;
+	/*
+	 * Chosen by bench/scale.py on a 50M-row database (BENCHMARKS.md "Scale: 50M rows"), whose
+	 * cost is index pages dirtied at random places ((uid, ts), (platform, room_id, cid)),
+	 * written to the WAL and again by the checkpoint, and read back when evicted. These three
+	 * together: 9,400 to 11,400 msgs/s and 53 to 58 us CPU per message there, against 6,600
+	 * to 9,600 and 59 to 69 us with SQLite's defaults; an empty database lost nothing.
+	 * cache_size 16 MiB: it fills only as far as the database needs it, and keeps a flood
+	 * under the 64 MiB RSS that test_hostile allows (39 MiB measured). 64 MiB gave 12,400
+	 * msgs/s and 49 us but 89 MiB RSS; 256 MiB 13,300 and 45 us for 288 MiB.
+	 * mmap_size 0: a 2 GiB mapping gave 10,100 msgs/s and 57 us, and 604 MiB RSS; reads are
+	 * not the cost.
+	 * wal_autocheckpoint 10000 pages (a WAL of up to 40 MB on disk, no memory): with 1000, a
+	 * checkpoint and its fsync follow nearly every 5000-row commit in that database; 10000
+	 * alone gave 9,400 to 11,700 msgs/s.
+	 */
 	return exec(s,
 	            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF; "
-	            "PRAGMA temp_store = MEMORY;",
+	            "PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384; "
+	            "PRAGMA mmap_size = 0; PRAGMA wal_autocheckpoint = 10000;",
 	            "pragmas");
 }
 
