@@ -3,7 +3,8 @@
  * the messages rows that a danmakud run committed (SRC_DB), then inserts exactly those rows
  * into a fresh database (DST_DB) with danmakud's schema (copied from SRC_DB's sqlite_master,
  * so FTS tables and triggers come along when the source has them), danmakud's pragmas (WAL,
- * synchronous=NORMAL, temp_store=MEMORY), its INSERT OR IGNORE statement and its batch size
+ * synchronous=NORMAL, temp_store=MEMORY, cache_size 16 MiB, mmap_size 0,
+ * wal_autocheckpoint 10000), its INSERT OR IGNORE statement and its batch size
  * (rows per transaction), in one tight loop: no parsing, no queue, no network. When the source
  * has the full-text index, it is fed as danmakud's store feeds it (schema 4): once per
  * transaction, INSERT INTO messages_fts ... SELECT the rows above the batch's first id.
@@ -163,7 +164,8 @@ int main(int argc, char **argv)
 	/* danmakud's pragmas (store.c set_pragmas). */
 	exec(db, "PRAGMA journal_mode = WAL");
 	exec(db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF; "
-		 "PRAGMA temp_store = MEMORY;");
+		 "PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384; "
+		 "PRAGMA mmap_size = 0; PRAGMA wal_autocheckpoint = 10000;");
 	copy_schema(src, db);
 	sqlite3_close(src);
 	/* Like danmakud's connection: no triggers (the full-text insert trigger is there for other
