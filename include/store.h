@@ -103,9 +103,15 @@ int store_append(struct store *s, const struct record *rec);
  * deleted or moved while open), -EIO / -EROFS / -EPERM (see store_last_error).
  */
 int store_flush(struct store *s, size_t max_rows);
-/* The same, also stopping once budget_ns of CLOCK_MONOTONIC time (the clock uv_hrtime reads)
- * has passed since the call began, so that one slice never holds the loop long; 0: no budget.
- * The clock is read every 32 rows, and the COMMIT comes after the budget. */
+/*
+ * The same with a time budget: write for at most budget_ns of CLOCK_MONOTONIC time (the clock
+ * uv_hrtime reads; checked every 32 rows; 0: no budget), then return -EAGAIN with the
+ * transaction left open, to go on at the next call. The transaction commits once it holds
+ * max_rows rows or has written everything queued, whichever comes first, so a slice stays a
+ * few ms while a transaction still carries thousands of rows. Nothing is committed (or counted
+ * in committed) before its COMMIT; an error rolls the whole transaction back, queue intact.
+ * Readers see only committed rows. store_close() rolls back a transaction left open.
+ */
 int store_flush_for(struct store *s, size_t max_rows, uint64_t budget_ns);
 
 /*

@@ -1383,35 +1383,75 @@ static void queue_blocks(void)
 	store_close(s);
 }
 
-/* A time budget ends the slice at the first clock check past it (every 32 rows): with a budget
- * of 1 ns every slice is exactly 32 rows, committed, and the rest waits (-EAGAIN). */
+/*
+ * A time budget ends the slice at the first clock check past it (every 32 rows) and leaves the
+ * transaction open: with a budget of 1 ns every call writes exactly 32 rows, nothing is
+ * visible to a reader (or counted) until the transaction holds max_rows or reaches the end of
+ * the queue, and then all of it is, index included. Rows queued while it is open join it.
+ */
 static void flush_budget(void)
 {
 	char p[128];
 	struct store *s;
 	sqlite3 *db;
 	ASSERT_EQ(open_capture(db_path(p, sizeof(p)), NULL, &s, &db), 0);
+	sqlite3 *reader = db_open(p);
+	ASSERT(reader);
 	for (int i = 0; i < 100; i++) {
 		struct record r = chatrec(1, i, NULL, "预算内的弹幕");
 		ASSERT_EQ(store_append(s, &r), 0);
 	}
+	struct store_stats st;
 	ASSERT_EQ(store_flush_for(s, 0, 1), -EAGAIN);
-	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages"), 32);
-	ASSERT_EQ(fts_hits(db, "预算内"), 32); /* the index is never behind after a commit */
-	ASSERT_EQ(store_flush_for(s, 10, 1), -EAGAIN); /* rows bound first */
-	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages"), 42);
+	ASSERT_EQ(q_int(reader, "SELECT count(*) FROM messages"), 0);
+	store_get_stats(s, &st);
+	ASSERT_EQ(st.committed, 0);
+	ASSERT_EQ(st.queued_rows, 100);
 	ASSERT_EQ(store_flush_for(s, 0, 1), -EAGAIN);
-	ASSERT_EQ(store_flush_for(s, 0, 1), 0); /* 26 left, under one check */
-	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages"), 100);
-	ASSERT_EQ(fts_hits(db, "预算内"), 100);
-	/* A generous budget takes everything in one slice. */
-	for (int i = 0; i < 100; i++) {
-		struct record r = chatrec(1, 100 + i, NULL, "x");
+	ASSERT_EQ(store_flush_for(s, 0, 1), -EAGAIN);
+	/* Queued while the transaction is open: it joins. */
+	for (int i = 100; i < 110; i++) {
+		struct record r = chatrec(1, i, NULL, "预算内的弹幕");
 		ASSERT_EQ(store_append(s, &r), 0);
 	}
+	ASSERT_EQ(store_flush_for(s, 0, 1), 0); /* 14 left: the end of the queue, commit */
+	ASSERT_EQ(q_int(reader, "SELECT count(*) FROM messages"), 110);
+	ASSERT_EQ(fts_hits(reader, "预算内"), 110);
+	store_get_stats(s, &st);
+	ASSERT_EQ(st.committed, 110);
+	ASSERT_EQ(st.queued_rows, 0);
+	ASSERT_EQ(st.queued_bytes, 0);
+	/* max_rows commits a full transaction even when the budget ends the slice. */
+	for (int i = 0; i < 100; i++) {
+		struct record r = chatrec(1, 200 + i, NULL, "x");
+		ASSERT_EQ(store_append(s, &r), 0);
+	}
+	ASSERT_EQ(store_flush_for(s, 40, 1), -EAGAIN); /* 32 written, open */
+	ASSERT_EQ(q_int(reader, "SELECT count(*) FROM messages"), 110);
+	ASSERT_EQ(store_flush_for(s, 40, 1), -EAGAIN); /* 8 more: 40, committed */
+	ASSERT_EQ(q_int(reader, "SELECT count(*) FROM messages"), 150);
+	/* An error while open rolls the whole transaction back; the retry writes it all. */
+	ASSERT_EQ(store_flush_for(s, 0, 1), -EAGAIN);
+	ASSERT_EQ(exec_sql(db, "PRAGMA query_only = 1"), SQLITE_OK);
+	int rc = store_flush_for(s, 0, 1);
+	ASSERT(rc == -EROFS || rc == -EIO);
+	ASSERT_EQ(exec_sql(db, "PRAGMA query_only = 0"), SQLITE_OK);
+	ASSERT_EQ(q_int(reader, "SELECT count(*) FROM messages"), 150);
+	store_get_stats(s, &st);
+	ASSERT_EQ(st.queued_rows, 60);
+	/* A generous budget takes everything in one call. */
 	ASSERT_EQ(store_flush_for(s, 0, (uint64_t)60 * 1000000000), 0);
-	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages"), 200);
+	ASSERT_EQ(q_int(reader, "SELECT count(*) FROM messages"), 210);
+	ASSERT_EQ(q_int(reader, "SELECT count(DISTINCT ts) FROM messages"), 210);
+	ASSERT_EQ(fts_consistent(reader), SQLITE_OK);
+	/* Closing with a transaction open rolls it back: the rows were still only queued. */
+	struct record r = chatrec(1, 999, NULL, "y");
+	for (int i = 0; i < 40; i++)
+		ASSERT_EQ(store_append(s, &r), 0);
+	ASSERT_EQ(store_flush_for(s, 0, 1), -EAGAIN);
 	store_close(s);
+	ASSERT_EQ(q_int(reader, "SELECT count(*) FROM messages"), 210);
+	sqlite3_close(reader);
 }
 
 /*
