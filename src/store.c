@@ -1168,13 +1168,8 @@ static void op_strings(const struct op *o, int n, const char *out[])
 	}
 }
 
-/* Bytes a string needs in an op, 0 for NULL. */
-static size_t str_need(const char *p, size_t len)
-{
-	return p ? len : 0;
-}
-
-/* Strings for session and room rows are short; anything past INT_MAX is a caller bug. */
+/* Strings for session and room rows are short; anything past INT_MAX is a caller bug. NULL
+ * measures 0, which is also the bytes it takes in an op. */
 static int str_len(const char *p, size_t *len)
 {
 	*len = p ? strlen(p) : 0;
@@ -1188,7 +1183,7 @@ int store_room(struct store *s, const char *platform, int64_t room_id, int64_t s
 	if (!platform || str_len(platform, &plen) < 0 || str_len(label, &len) < 0)
 		return -EINVAL;
 	int err;
-	struct op *o = op_alloc(s, OP_ROOM, plen + str_need(label, len), false, &err);
+	struct op *o = op_alloc(s, OP_ROOM, plen + len, false, &err);
 	if (!o)
 		return err;
 	char *cur = o->str;
@@ -1242,7 +1237,7 @@ int store_session_end(struct store *s, int64_t session_id, int64_t ts, const cha
 	if (str_len(reason, &len) < 0)
 		return -EINVAL;
 	int err;
-	struct op *o = op_alloc(s, OP_SESSION_END, str_need(reason, len), false, &err);
+	struct op *o = op_alloc(s, OP_SESSION_END, len, false, &err);
 	if (!o)
 		return err;
 	char *cur = o->str;
