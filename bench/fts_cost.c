@@ -30,70 +30,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
-
-#define N_CHARS 3000
-
-static uint64_t rng = 0x9e3779b97f4a7c15u;
-
-static uint64_t next(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
-static double uniform(void)
-{
-	return (double)(next() >> 11) / (double)(UINT64_C(1) << 53);
-}
-
-/* Zipf(1.0) over N_CHARS ranks by inverse CDF on a precomputed table. */
-static double zipf_cdf[N_CHARS];
-
-static void zipf_init(void)
-{
-	double sum = 0;
-	for (int i = 0; i < N_CHARS; i++)
-		sum += 1.0 / (i + 1);
-	double acc = 0;
-	for (int i = 0; i < N_CHARS; i++) {
-		acc += 1.0 / (i + 1) / sum;
-		zipf_cdf[i] = acc;
-	}
-}
-
-static int zipf_rank(void)
-{
-	double u = uniform();
-	int lo = 0, hi = N_CHARS - 1;
-	while (lo < hi) {
-		int mid = (lo + hi) / 2;
-		if (zipf_cdf[mid] < u)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/* One chat line of 2..30 characters into out (UTF-8). */
-static void chat_text(char *out, size_t cap)
-{
-	size_t o = 0;
-	int n = 2 + (int)(next() % 29);
-	for (int i = 0; i < n && o + 4 < cap; i++) {
-		if (next() % 10 == 0) {
-			out[o++] = "6ahgGOk1?!"[next() % 10];
-			continue;
-		}
-		unsigned cp = 0x4e00 + (unsigned)zipf_rank() * 7; /* spread over the CJK block */
-		out[o++] = (char)(0xe0 | (cp >> 12));
-		out[o++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		out[o++] = (char)(0x80 | (cp & 0x3f));
-	}
-	out[o] = '\0';
-}
+#include "synth.h"
 
 /* CPU time of this process (user + system): the cost the recorder's loop pays, and much less
  * noisy than wall time on a shared machine. */
@@ -115,6 +52,8 @@ struct result {
 	long long bytes;
 	long chats;
 };
+
+static double chars_cdf[SYNTH_CHARS];
 
 enum mode { M_OFF, M_BATCH, M_TRIGGER };
 
@@ -169,7 +108,7 @@ static int run(const char *path, enum mode mode, long rows, long batch, struct r
 			return -1;
 		}
 	}
-	rng = 0x9e3779b97f4a7c15u;
+	synth_rng = SYNTH_SEED;
 	int64_t sid = store_session_begin(s, "douyu", 9999, "ws://bench/", 1);
 	store_room(s, "douyu", 9999, 0, NULL, 1);
 	char text[160], cid[40], data[1024];
@@ -188,7 +127,7 @@ static int run(const char *path, enum mode mode, long rows, long batch, struct r
 		r.level = (int64_t)(next() % 40);
 		unsigned k = (unsigned)(next() % 100);
 		if (k < 26) {
-			chat_text(text, sizeof(text));
+			chat_text(chars_cdf, text, sizeof(text));
 			snprintf(cid, sizeof(cid), "%016lx0000000000000000", (unsigned long)i);
 			r.type = "chatmsg";
 			r.text = text;
@@ -243,7 +182,7 @@ int main(int argc, char **argv)
 	const char *dir = argc > 3 ? argv[3] : "/tmp";
 	if (rows <= 0 || batch <= 0)
 		return 2;
-	zipf_init();
+	zipf(chars_cdf, SYNTH_CHARS, 1.0);
 	static const char *const names[] = {"fts off", "fts on, fed per transaction (now)",
 					    "fts on, trigger per row (before)"};
 	char path[3][512];

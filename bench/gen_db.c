@@ -35,72 +35,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "synth.h"
+
 #define N_ROOMS 1000
-#define N_CHARS 3000
 #define BATCH 200000
 #define T0 INT64_C(1785000000000) /* 2026-07-25, ms */
 #define STEP_MS 100
 #define DAY_MS INT64_C(86400000)
-
-static uint64_t rng = 0x9e3779b97f4a7c15u;
-
-static uint64_t next(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
-static double uniform(void)
-{
-	return (double)(next() >> 11) / (double)(UINT64_C(1) << 53);
-}
-
-static int pick(const double *cdf, int n)
-{
-	double u = uniform();
-	int lo = 0, hi = n - 1;
-	while (lo < hi) {
-		int mid = (lo + hi) / 2;
-		if (cdf[mid] < u)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static void zipf(double *cdf, int n, double s)
-{
-	double sum = 0;
-	for (int i = 0; i < n; i++)
-		sum += 1.0 / pow(i + 1, s);
-	double acc = 0;
-	for (int i = 0; i < n; i++) {
-		acc += 1.0 / pow(i + 1, s) / sum;
-		cdf[i] = acc;
-	}
-	cdf[n - 1] = 1.0;
-}
-
-/* One chat line of 2..30 characters into out (UTF-8), as bench/fts_cost.c makes them. */
-static void chat_text(const double *chars, char *out, size_t cap)
-{
-	size_t o = 0;
-	int n = 2 + (int)(next() % 29);
-	for (int i = 0; i < n && o + 4 < cap; i++) {
-		if (next() % 10 == 0) {
-			out[o++] = "6ahgGOk1?!"[next() % 10];
-			continue;
-		}
-		unsigned cp = 0x4e00 + (unsigned)pick(chars, N_CHARS) * 7;
-		out[o++] = (char)(0xe0 | (cp >> 12));
-		out[o++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		out[o++] = (char)(0x80 | (cp & 0x3f));
-	}
-	out[o] = '\0';
-}
 
 /* A nick of 2..8 CJK characters, the same for the same uid. */
 static void nick_of(int64_t uid, char *out)
@@ -192,9 +133,9 @@ int main(int argc, char **argv)
 	int has_fts = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int64(q, 0) > 0;
 	sqlite3_finalize(q);
 
-	static double rooms_cdf[N_ROOMS], chars_cdf[N_CHARS];
+	static double rooms_cdf[N_ROOMS], chars_cdf[SYNTH_CHARS];
 	zipf(rooms_cdf, N_ROOMS, 0.8);
-	zipf(chars_cdf, N_CHARS, 1.0);
+	zipf(chars_cdf, SYNTH_CHARS, 1.0);
 	int64_t room_ids[N_ROOMS];
 	long long per_room[N_ROOMS] = {0};
 	for (int r = 0; r < N_ROOMS; r++)
