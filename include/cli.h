@@ -24,6 +24,8 @@ struct cli_opts {
 	bool insecure;
 	int flush_ms;    /* -1: not given */
 	int heartbeat_s; /* -1: not given */
+	const char *postgresql; /* --postgresql URL (over [postgresql] url); NULL: not given */
+	const char *node;       /* --node NAME (over [cluster] node); NULL: not given */
 	int verbosity;   /* -1 quiet, 0 default, 1 verbose */
 	struct conf_room *rooms; /* heap, owned (labels NULL): free with cli_finish */
 	size_t n_rooms;

@@ -43,6 +43,22 @@ struct conf_bilibili {
 	int protover;       /* -1: not set (3 brotli); 2 zlib */
 };
 
+/* [cluster] mode */
+enum conf_cluster_mode { CONF_CLUSTER_MIRROR = 0, CONF_CLUSTER_SHARD = 1 };
+
+/* [postgresql] and [cluster]: ship committed rows to PostgreSQL; several recorders (README
+ * "Many machines"). */
+struct conf_postgresql {
+	char *url;            /* [postgresql] url: postgresql://... or key=value; NULL: none */
+	char *password_file;  /* [postgresql] password_file; NULL: the URL's, or PGPASSFILE */
+	int keep_local_days;  /* -1: not set (keep every local row); 0..36500: delete rows older
+	                       * than this many days from the local database once shipped */
+	char *node;           /* [cluster] node: 1..63 of [A-Za-z0-9._-]; NULL: host name */
+	int mode;             /* [cluster] mode: -1 not set (mirror), else conf_cluster_mode */
+	int lease_s;          /* [cluster] lease_s: -1 not set (30); 3..3600 */
+	int max_rooms;        /* [cluster] max_rooms: -1 not set (no limit); 1..CONF_MAX_ROOMS */
+};
+
 struct conf {
 	/* [recorder] */
 	char *database;       /* NULL: not set */
@@ -58,6 +74,8 @@ struct conf {
 	int heartbeat_s;      /* -1: not set */
 	/* [bilibili] */
 	struct conf_bilibili bili;
+	/* [postgresql], [cluster] */
+	struct conf_postgresql pg;
 	/* [rooms] */
 	struct conf_room *rooms;
 	size_t n_rooms;

@@ -34,6 +34,14 @@ struct rec_options {
 	unsigned stats_interval_s;    /* how often the stats line is logged; 0: never */
 	unsigned max_queue_mb;        /* memory bound of the write queue; 0: the store's default */
 	enum store_fts fts;           /* full-text index at start; KEEP (0): what the database has */
+	/* PostgreSQL (NULL pg_url: none, and every field below is ignored). */
+	const char *pg_url;           /* libpq URL or key=value string, password included or not */
+	const char *pg_password;      /* read from password_file by main.c; NULL: URL/PGPASSFILE */
+	int keep_local_days;          /* -1: keep every local row; else days kept once shipped */
+	const char *node;             /* cluster node name (never NULL when pg_url is set) */
+	int cluster_mode;             /* enum conf_cluster_mode */
+	unsigned lease_s;             /* shard: lease length (renewed every lease_s / 3) */
+	unsigned max_rooms;           /* shard: most rooms this node takes; 0: no limit */
 	/*
 	 * SIGHUP: fill *out with the new effective options (config file re-read, command-line
 	 * overrides applied, command-line rooms included) or return < 0 with a reason in err.
