@@ -30,7 +30,15 @@
  *   cc -O2 -std=c11 -I/usr/include/postgresql -o /tmp/pg_modes bench/pg_modes.c \
  *      -lpq -lsqlite3
  *   /tmp/pg_modes SRC_DB CONNINFO [-n ROWS] [-b 500,5000] [-m copy,pipeline,values,unnest]
- *                 [-r REPEAT]
+ *                 [-r REPEAT] [-c on|off]
+ *
+ * -c on: chat ids are deduplicated across recorders as PG-SPEC.md's message_cids says: each
+ * batch (copy: one statement; pipeline: each row's statement) first inserts the rows' (platform,
+ * room_id, cid) into message_cids ON CONFLICT DO NOTHING, and only rows without a cid or whose
+ * cid went in are inserted into messages (copy and pipeline only). In the copy statement the
+ * test is `(platform, room_id, cid) IN (SELECT ... FROM c)`, a hashed subplan: the same test
+ * with a correlated EXISTS under the OR rescans the CTE for every row (5,000 rows per batch
+ * ran at a fifth of the rate).
  *
  * Tables go into the schema bench_pg_modes of CONNINFO's database (dropped and made again). One
  * line per (mode, B): "mode=copy batch=500 rows=N rows_per_s=R again_rows_per_s=A
@@ -69,6 +77,7 @@ struct row {
 static struct row *rows;
 static long nrows;
 static PGconn *pg;
+static int with_cids; /* -c: chat ids through message_cids first (copy and pipeline) */
 
 static void fail(const char *fmt, ...)
 {
@@ -222,6 +231,8 @@ static void make_schema(long first, long last)
 	     "session_id bigint, data jsonb NOT NULL, platform text NOT NULL, decoded jsonb, node "
 	     "text NOT NULL, local_id bigint NOT NULL, UNIQUE (node, local_id, ts)) PARTITION BY "
 	     "RANGE (ts)");
+	exec("CREATE TABLE message_cids (platform text NOT NULL, room_id bigint NOT NULL, cid text "
+	     "NOT NULL, ts bigint NOT NULL, PRIMARY KEY (platform, room_id, cid))");
 	/* One partition per UTC month that the rows touch. */
 	time_t t = (time_t)(atoll(rows[first].v[1]) / 1000);
 	time_t end = (time_t)(atoll(rows[last].v[1]) / 1000);
@@ -283,13 +294,24 @@ static void setup_copy(void)
 	exec("CREATE TEMP TABLE staging (room_id bigint, ts bigint, type text, uid bigint, nick "
 	     "text, level integer, text text, cid text, session_id bigint, data text, platform "
 	     "text, decoded text, node text, local_id bigint) ON COMMIT DELETE ROWS");
-	check(PQprepare(pg, "move",
-	                "INSERT INTO messages (room_id, ts, type, uid, nick, level, text, cid, "
-	                "session_id, data, platform, decoded, node, local_id) SELECT room_id, ts, "
-	                "type, uid, nick, level, text, cid, session_id, data::jsonb, platform, "
-	                "decoded::jsonb, node, local_id FROM staging ON CONFLICT DO NOTHING",
-	                0, NULL),
-	      PGRES_COMMAND_OK, "prepare move");
+	/* With -c, a row with a cid goes in only when its (platform, room_id, cid) is new to
+	 * message_cids: another recorder (mirror) may have shipped the same message. */
+	const char *move =
+	    with_cids
+	        ? "WITH c AS (INSERT INTO message_cids (platform, room_id, cid, ts) SELECT "
+	          "platform, room_id, cid, ts FROM staging WHERE cid IS NOT NULL ON CONFLICT DO "
+	          "NOTHING RETURNING platform, room_id, cid) INSERT INTO messages (room_id, ts, "
+	          "type, uid, nick, level, text, cid, session_id, data, platform, decoded, node, "
+	          "local_id) SELECT s.room_id, s.ts, s.type, s.uid, s.nick, s.level, s.text, "
+	          "s.cid, "
+	          "s.session_id, s.data::jsonb, s.platform, s.decoded::jsonb, s.node, s.local_id "
+	          "FROM staging s WHERE s.cid IS NULL OR (s.platform, s.room_id, s.cid) IN (SELECT "
+	          "platform, room_id, cid FROM c) ON CONFLICT DO NOTHING"
+	        : "INSERT INTO messages (room_id, ts, type, uid, nick, level, text, cid, "
+	          "session_id, data, platform, decoded, node, local_id) SELECT room_id, ts, "
+	          "type, uid, nick, level, text, cid, session_id, data::jsonb, platform, "
+	          "decoded::jsonb, node, local_id FROM staging ON CONFLICT DO NOTHING";
+	check(PQprepare(pg, "move", move, 0, NULL), PGRES_COMMAND_OK, "prepare move");
 }
 
 static void batch_copy(long from, long n)
@@ -325,12 +347,21 @@ static void batch_copy(long from, long n)
 
 static void setup_pipeline(void)
 {
-	check(PQprepare(pg, "ins",
-	                "INSERT INTO messages (room_id, ts, type, uid, nick, level, text, cid, "
-	                "session_id, data, platform, decoded, node, local_id) VALUES ($1, $2, $3, "
-	                "$4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING",
-	                0, NULL),
-	      PGRES_COMMAND_OK, "prepare ins");
+	const char *ins =
+	    with_cids
+	        ? "WITH c AS (INSERT INTO message_cids (platform, room_id, cid, ts) SELECT $11, "
+	          "$1, "
+	          "$8, $2 WHERE $8::text IS NOT NULL ON CONFLICT DO NOTHING RETURNING 1) INSERT "
+	          "INTO "
+	          "messages (room_id, ts, type, uid, nick, level, text, cid, session_id, data, "
+	          "platform, decoded, node, local_id) SELECT $1::bigint, $2::bigint, $3::text, "
+	          "$4::bigint, $5::text, $6::integer, $7::text, $8::text, $9::bigint, $10::jsonb, "
+	          "$11::text, $12::jsonb, $13::text, $14::bigint WHERE $8::text IS NULL OR EXISTS "
+	          "(SELECT 1 FROM c) ON CONFLICT DO NOTHING"
+	        : "INSERT INTO messages (room_id, ts, type, uid, nick, level, text, cid, "
+	          "session_id, data, platform, decoded, node, local_id) VALUES ($1, $2, $3, "
+	          "$4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING";
+	check(PQprepare(pg, "ins", ins, 0, NULL), PGRES_COMMAND_OK, "prepare ins");
 }
 
 /* Reads what has arrived; returns 1 once the batch's PGRES_PIPELINE_SYNC was seen. */
@@ -558,7 +589,7 @@ int main(int argc, char **argv)
 {
 	if (argc < 3) {
 		fprintf(stderr, "usage: pg_modes SRC_DB CONNINFO [-n ROWS] [-b 500,5000] "
-		                "[-m copy,pipeline,values,unnest] [-r REPEAT]\n");
+		                "[-m copy,pipeline,values,unnest] [-r REPEAT] [-c on|off]\n");
 		return 2;
 	}
 	const char *src = argv[1], *conninfo = argv[2];
@@ -572,6 +603,10 @@ int main(int argc, char **argv)
 			snprintf(batches_arg, sizeof(batches_arg), "%s", argv[i + 1]);
 		else if (!strcmp(argv[i], "-m"))
 			snprintf(modes_arg, sizeof(modes_arg), "%s", argv[i + 1]);
+		else if (!strcmp(argv[i], "-c") && !strcmp(argv[i + 1], "on"))
+			with_cids = 1;
+		else if (!strcmp(argv[i], "-c") && !strcmp(argv[i + 1], "off"))
+			with_cids = 0;
 		else if (!strcmp(argv[i], "-r"))
 			repeat = atoi(argv[i + 1]);
 		else
@@ -626,7 +661,7 @@ int main(int argc, char **argv)
 				/* Start each repetition with a different mode so that none always
 				 * follows the same one (autovacuum, checkpoints). */
 				int k = (mi + r) % nm;
-				exec("TRUNCATE messages");
+				exec("TRUNCATE messages, message_cids");
 				/* Not every role may; then dirty pages from the last run remain. */
 				PQclear(PQexec(pg, "CHECKPOINT"));
 				double client = 0, server = 0;
@@ -659,10 +694,10 @@ int main(int argc, char **argv)
 				v[3][r] = res[k][bi][r].server;
 			}
 			printf("mode=%s batch=%ld rows=%ld rows_per_s=%.0f again_rows_per_s=%.0f "
-			       "client_ms_per_1k=%.2f server_ms_per_1k=%.2f repeat=%d\n",
+			       "client_ms_per_1k=%.2f server_ms_per_1k=%.2f repeat=%d cids=%s\n",
 			       ms[k]->name, bs[bi], nrows, median(v[0], repeat),
 			       median(v[1], repeat), median(v[2], repeat), median(v[3], repeat),
-			       repeat);
+			       repeat, with_cids ? "on" : "off");
 		}
 	}
 	exec("DROP SCHEMA bench_pg_modes CASCADE");

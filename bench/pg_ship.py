@@ -18,7 +18,8 @@ Then, one after the other in the same run:
       Timed from its log line "postgresql: connected" (else its start) until PostgreSQL
       holds every row (max(local_id) polled every 50 ms; count(*) checked at the end).
   (3) pg_modes: bench/pg_modes.c, how a batch could be sent (COPY + INSERT ... SELECT,
-      pipeline mode, multi-row VALUES, unnest arrays) on --modes-rows of the same rows.
+      pipeline mode, multi-row VALUES, unnest arrays) on --modes-rows of the same rows; then
+      copy and pipeline again with the cross-recorder dedup through message_cids (-c on).
 
 Reported: rows/s; CPU per 1000 rows of the client (psql; danmakud: utime+stime from
 /proc/PID/stat) and of the whole PostgreSQL server (the postmaster and its children, the
@@ -431,19 +432,21 @@ class Bench:
         if a.modes_rows <= 0:
             return None
         self.createdb('modes')
-        argv = [self.modes, local, self.url('modes'), '-n', str(a.modes_rows), '-b',
-                a.batches, '-r', str(a.modes_repeat)]
-        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           timeout=3600)
-        for line in r.stderr.splitlines():
-            self.log(line)
-        if r.returncode != 0:
-            self.fail('pg_modes exit %d: %s' % (r.returncode, r.stderr[-300:]))
-            return None
         out = []
-        for line in r.stdout.splitlines():
-            kv = dict(x.split('=', 1) for x in line.split())
-            out.append({k: (v if k == 'mode' else float(v)) for k, v in kv.items()})
+        for cids, modes in (('off', 'copy,pipeline,values,unnest'), ('on', 'copy,pipeline')):
+            argv = [self.modes, local, self.url('modes'), '-n', str(a.modes_rows), '-b',
+                    a.batches, '-r', str(a.modes_repeat), '-c', cids, '-m', modes]
+            r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               timeout=3600)
+            for line in r.stderr.splitlines():
+                self.log(line)
+            if r.returncode != 0:
+                self.fail('pg_modes -c %s exit %d: %s' % (cids, r.returncode, r.stderr[-300:]))
+                continue
+            for line in r.stdout.splitlines():
+                kv = dict(x.split('=', 1) for x in line.split())
+                out.append({k: (v if k in ('mode', 'cids') else float(v))
+                            for k, v in kv.items()})
         self.results['modes'] = out
         return out
 
@@ -484,9 +487,10 @@ class Bench:
             lines.append('| danmakud shipping its backlog | pending | | | this build has no '
                          '--postgresql |')
         for m in self.results.get('modes') or []:
-            lines.append('| pg_modes %s, %d rows per transaction | %.0f | %.1f (pg_modes) | '
+            lines.append('| pg_modes %s%s, %d rows per transaction | %.0f | %.1f (pg_modes) | '
                          '%.1f (backend) | again, every row a conflict: %.0f rows/s; %d rows, '
-                         'median of %d |' % (m['mode'], m['batch'], m['rows_per_s'],
+                         'median of %d |' % (m['mode'], ' + message_cids' if m['cids'] == 'on'
+                                             else '', m['batch'], m['rows_per_s'],
                                              m['client_ms_per_1k'], m['server_ms_per_1k'],
                                              m['again_rows_per_s'], m['rows'], m['repeat']))
         return '\n'.join(lines)
