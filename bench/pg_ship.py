@@ -87,6 +87,24 @@ def cpu_seconds(pid, children=False):
     return t / TICKS
 
 
+def backends(postmaster, db):
+    """PIDs of the server's processes that serve database db (from their command lines)."""
+    out = []
+    for d in os.listdir('/proc'):
+        if not d.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % d) as f:
+                if int(f.read().rsplit(')', 1)[1].split()[1]) != postmaster:
+                    continue
+            with open('/proc/%s/cmdline' % d, 'rb') as f:
+                if (' %s ' % db).encode() in f.read():
+                    out.append(int(d))
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
 def server_cpu(postmaster):
     """CPU seconds of the whole server so far: the postmaster with its reaped children, plus
     the children alive now (backends, checkpointer, walwriter, autovacuum, ...)."""
@@ -358,6 +376,11 @@ class Bench:
             _, status, ru = os.wait4(p.pid, 0)
         secs = time.monotonic() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
+        # psql has gone; its backend may still be exiting. Its CPU reaches the postmaster's
+        # cutime only once the postmaster has reaped it.
+        deadline = time.monotonic() + 10
+        while backends(pm, db) and time.monotonic() < deadline:
+            time.sleep(0.02)
         with open(errpath, 'rb') as f:
             err = f.read().decode(errors='replace')
         if p.returncode != 0:
