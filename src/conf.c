@@ -240,20 +240,26 @@ void conf_node_from_host(const char *host, char out[CONF_NODE_MAX + 1])
 }
 
 /*
- * text_quote, except for text that may carry a PostgreSQL password: a postgres:// or
- * postgresql:// URL with user info (a line where "url =" was forgotten, or a mistyped key).
- * The url key's own value is never quoted at all (set_pg_url).
+ * Whether s[0..n) may carry a PostgreSQL password: a postgres:// or postgresql:// URL with
+ * user info (a line where "url =" was forgotten, a mistyped key, a value under another key).
+ * Such text is never quoted in a message; the url key's own value never is (set_pg_url).
  */
+static bool may_hold_password(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (starts_with(s + i, n - i, "postgres://") ||
+		    starts_with(s + i, n - i, "postgresql://"))
+			return memchr(s + i, '@', n - i) != NULL;
+	return false;
+}
+
+#define NOT_SHOWN "(not shown: it may hold a password)"
+
+/* text_quote, except for text that may_hold_password. */
 static const char *quote(char q[TEXT_QUOTE_CAP], const char *s, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (starts_with(s + i, n - i, "postgres://") ||
-		    starts_with(s + i, n - i, "postgresql://")) {
-			if (memchr(s + i, '@', n - i))
-				return "(not shown: it may hold a password)";
-			break;
-		}
-	}
+	if (may_hold_password(s, n))
+		return NOT_SHOWN;
 	return text_quote(q, TEXT_QUOTE_CAP, s, n);
 }
 
@@ -294,6 +300,10 @@ static int set_servers(struct parser *p, const struct conf_key *k, const char *v
 		char why[512];
 		if (server_parse(d, &srv, why, sizeof(why)) < 0) {
 			free(d);
+			/* server_parse's reason quotes the URL. */
+			if (may_hold_password(v + start, i - start))
+				return fail(p, "%s: a server is not a wss://, ws:// or tcp:// URL "
+					       NOT_SHOWN, k->key);
 			return fail(p, "%s: %s", k->key, why);
 		}
 		urls[(*count)++] = d;

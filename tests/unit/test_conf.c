@@ -845,6 +845,9 @@ static void test_postgresql_url_not_shown(void)
 	ASSERT_FAILS("[postgresql]\nkeep_local_days = postgres://rec:hunter2@h/db\n",
 		     "2: keep_local_days: expected an integer between 0 and 36500, got '(not "
 		     "shown: it may hold a password)'");
+	ASSERT_FAILS("[douyu]\nservers = wss://a:1/ postgresql://rec:hunter2@h/db\n",
+		     "2: servers: a server is not a wss://, ws:// or tcp:// URL (not shown: it may "
+		     "hold a password)");
 	/* Without user info there is no password to hide. */
 	ASSERT_FAILS("[postgresql]\npostgres://h/db\n",
 		     "2: expected 'key = value', got 'postgres://h/db'");
