@@ -11,8 +11,10 @@
 3. Mirror: the same sessions again as node n2, shifted by half the shortest gap, then a node n3
    session across one gap: gaps must give exactly the time covered by no node.
 4. danmakud_partitions: a Dec-Jan range makes two monthly partitions with UTC month bounds;
-   again: nothing, and no lock taken; two concurrent callers (staggered and together) both
-   succeed; rows land in their month's partition.
+   again: nothing, and no lock taken; more than 1200 months is refused; two concurrent callers
+   (staggered and together) both succeed; another search_path changes nothing; rows land in
+   their month's partition.
+5. Fields that are not numbers (a hostile message) do not make any view fail.
 Exit 77 only when the PostgreSQL 15 binaries are missing.
 """
 
@@ -414,6 +416,13 @@ def check_partitions(ck, pg):
         ck.eq([l.split('|')[0] for l in parts('messages_y%dm%%' % y)],
               ['messages_y%dm03' % y, 'messages_y%dm04' % y, 'messages_y%dm05' % y],
               'two concurrent callers (%s): March to May %d, once each' % (label, y))
+    # Another search_path (a caller with its own schema first): the function still makes the
+    # partitions next to messages, and gaps (through danmakud_last_ts) still reads messages.
+    r = pg.run("SET search_path = pg_catalog; SELECT public.danmakud_partitions(%d, %d); "
+               "SELECT count(*) >= 0 FROM public.gaps;" % (month_ms(2035, 7), month_ms(2035, 7)))
+    ck.eq(parts('messages_y2035m07'), ["messages_y2035m07|FOR VALUES FROM ('%d') TO ('%d')"
+                                       % (month_ms(2035, 7), month_ms(2035, 8))],
+          'with another search_path, the partition is made in the schema of messages')
     # Rows land in the partition of their UTC month (the first ms of a month belongs to it).
     pg.run("INSERT INTO messages(local_id, room_id, ts, type, data, platform, node) VALUES "
            "(1, 1, %d, 'x', '{}', 'douyu', 'px'), (2, 1, %d, 'x', '{}', 'douyu', 'px')"
