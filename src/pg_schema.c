@@ -5,7 +5,8 @@
  * same names, columns and column order, so that README "Asking the database" reads the same on
  * both: times (time, gap_from, gap_to, session_start, last_message) become timestamptz
  * (to_timestamp(ms / 1000.0::float8): the same value as through numeric, at half the cost over
- * a room's rows), day a date in the session's TimeZone, REAL is double precision,
+ * a room's rows), day a date in the session's TimeZone, REAL is double precision except for
+ * money (value_cny, price_cny: numeric, so that README's round(sum(value_cny), 2) works),
  * json_extract(data, '$.a.b') becomes data #>> '{a,b}', and SQLite's 0/1 stay integers (so that
  * `live = 1` and `sum(robot)` keep working).
  *
@@ -14,9 +15,8 @@
  * the running max of the coverage end does the union), an unended session covers up to the
  * last message of that session itself (messages.session_id), found before the next join of the
  * same node (or, its node's latest, up to the node's seen_at), and reason is the end_reason of
- * the session whose end opened the gap; room_stats
- * calls a room live when the latest session of any node joined and has not ended. With one
- * node both give what SQLite gives.
+ * the session whose end opened the gap; room_stats calls a room live when the latest session
+ * of any node joined and has not ended. With one node both give what SQLite gives.
  *
  * SQLite's CAST(x AS INTEGER) and arithmetic on JSON text never fail (a non-number is 0);
  * PostgreSQL's casts raise an error, and one hostile message would then break every question
@@ -239,9 +239,9 @@ static const char view_gifts[] =
 	"         danmakud_int(data ->> 'hits') AS hits,\n"
 	"         bili ->> 'coin_type' AS coin_type,\n"
 	"         CASE bili ->> 'coin_type'\n"
-	"           WHEN 'gold' THEN coalesce(danmakud_real(bili ->> 'total_coin'),\n"
-	"                                     danmakud_real(bili ->> 'price')\n"
-	"                                     * danmakud_real(bili ->> 'num')) / 1000.0\n"
+	"           WHEN 'gold' THEN (coalesce(danmakud_real(bili ->> 'total_coin'),\n"
+	"                                      danmakud_real(bili ->> 'price')\n"
+	"                                      * danmakud_real(bili ->> 'num')) / 1000)::numeric\n"
 	"           WHEN 'silver' THEN 0.0 END AS value_cny,\n"
 	"         ts, id\n"
 	"  FROM (SELECT m.*, CASE m.type WHEN 'SEND_GIFT' THEN m.data -> 'data'\n"
@@ -263,8 +263,8 @@ static const char view_superchats[] =
 	"         coalesce(nick, data #>> '{data,user_info,uname}') AS nick,\n"
 	"         coalesce(text, data #>> '{data,message}') AS text,\n"
 	"         CASE type WHEN 'comm_chatmsg'\n"
-	"              THEN danmakud_int(data ->> 'cprice') / 100.0::double precision\n"
-	"              ELSE danmakud_real(data #>> '{data,price}') END AS price_cny,\n"
+	"              THEN danmakud_int(data ->> 'cprice') * 0.01\n"
+	"              ELSE danmakud_real(data #>> '{data,price}')::numeric END AS price_cny,\n"
 	"         CASE type WHEN 'comm_chatmsg' THEN danmakud_int(data ->> 'cet')\n"
 	"              ELSE coalesce(danmakud_int(data #>> '{data,time}'),\n"
 	"                            danmakud_int(data #>> '{data,end_time}')\n"

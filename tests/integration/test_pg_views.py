@@ -8,6 +8,8 @@
    PostgreSQL sessions.id, ids of PostgreSQL's own). Every view (chat, gifts, superchats, live,
    gaps, daily, room_stats) must have SQLite's columns, in order, and the same rows: times
    compared as epoch seconds, floats to 1e-6, ids through local_id, silent_s to 2 s.
+   Then every README question but full-text search, with SQLite's date functions said in
+   PostgreSQL's words, must give the sqlite3 shell's answer, rows in the same order.
 3. Mirror: the same sessions again as node n2, shifted by half the shortest gap, then a node n3
    session across one gap: gaps must give exactly the time covered by no node.
 4. danmakud_partitions: a Dec-Jan range makes two monthly partitions with UTC month bounds;
@@ -30,6 +32,7 @@ import time
 
 import dataset
 import harness
+import test_queries
 from pg_server import PgServer, PgUnavailable
 
 TZ = 'CST-8'  # UTC+8 in POSIX form; PostgreSQL reads the same spelling as a POSIX zone
@@ -191,6 +194,47 @@ def compare_view(ck, pg, db, view, idmap, sidmap):
     return s, p
 
 
+# ---------------------------------------------------------------- README questions
+# SQLite's date functions and what PostgreSQL says instead; the rest of each line is unchanged.
+PG_DIALECT = (
+    ("strftime('%s', 'now', 'localtime', 'start of day', 'utc') * 1000",
+     "extract(epoch FROM date_trunc('day', now()))::bigint * 1000"),
+    ("strftime('%s', 'now')", "floor(extract(epoch FROM now()))::bigint"),
+    ("strftime('%Y-%m-%d %H:%M', ts / 1000, 'unixepoch', 'localtime')",
+     "to_char(to_timestamp(ts / 1000), 'YYYY-MM-DD HH24:MI')"),
+    # SQLite sorts NULL first, PostgreSQL last: DESC puts them first there.
+    ('ORDER BY cny DESC', 'ORDER BY cny DESC NULLS LAST'),
+)
+NO_PG = {7: 'full-text search (messages_fts) is SQLite\'s'}
+
+
+def pg_dialect(sql):
+    for a, b in PG_DIALECT:
+        sql = sql.replace(a, b)
+    return sql
+
+
+def check_readme(ck, pg, db):
+    """Every README question but full-text search, its date functions translated, gives on
+    PostgreSQL the answer the sqlite3 shell gives (same rows, same order)."""
+    for n, comment, sql in test_queries.readme_queries():
+        if n in NO_PG:
+            ck.note('README %d on PostgreSQL: not asked (%s)' % (n, NO_PG[n]))
+            continue
+        want = normalise(test_queries.run_sql(db, sql), 'sqlite')
+        psql = pg_dialect(sql)
+        try:
+            got = normalise(pg.json(psql), 'pg')
+        except RuntimeError as e:
+            ck.check(False, 'README %d runs on PostgreSQL' % n, '%s\n%s' % (psql, e))
+            continue
+        ok = len(got) == len(want) and all(
+            set(g) == set(w) and all(same_value(k, w[k], g[k]) for k in w) for g, w in zip(got, want))
+        ck.check(ok and len(want) > 0, 'README %d on PostgreSQL: %s (%d rows)' % (n, comment, len(want)),
+                 'sql:  %s\ngot:  %s\nwant: %s' % (psql, json.dumps(got, ensure_ascii=False)[:1500],
+                                                  json.dumps(want, ensure_ascii=False)[:1500]))
+
+
 # ---------------------------------------------------------------- mirror
 def coverage_gaps(intervals):
     """Per room, the holes of the union of [join, end] intervals between the first join and the
@@ -250,6 +294,7 @@ def body(h, dump):
         rs = {(r['platform'], r['room_id']): r for r in results['room_stats'][1]}
         ck.check(rs.get(('douyu', dataset.SILENT_ROOM), {}).get('live') == 1 and
                  rs[('douyu', 9999)]['live'] == 0, 'room_stats: the silent room is live, 9999 is not')
+        check_readme(ck, pg, db)
         ck.eq(h.stop_danmakud(d3), 0, 'run 3: danmakud exits 0 on SIGTERM')
         check_mirror(ck, pg, sessions, msgs)
         check_partitions(ck, pg)
