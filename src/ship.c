@@ -39,6 +39,7 @@
 #define SHIP_RETAIN_CHUNK 2000
 #define SHIP_RETAIN_BUDGET_NS (5 * 1000000u)
 #define SHIP_RETRY_MS 2000
+#define SHIP_RECLAIM_EVERY_MS 10000
 #define SHIP_SCHEMA_LOCK 0x64616e6d /* pg_advisory_lock key: "danm" */
 
 enum ship_phase { SH_DOWN, SH_SETUP, SH_READY, SH_BROKEN };
@@ -82,6 +83,7 @@ struct ship {
 	uint64_t down_logged_at;
 	bool was_up, catching_up;
 	bool retain_dirty; /* rows deleted since the last reclaim finished */
+	uint64_t next_reclaim;
 	uv_timer_t timer;  /* the next batch, or a retry */
 	uv_timer_t stop_timer;
 	void (*stop_done)(void *ctx);
@@ -801,10 +803,15 @@ static void retain(struct ship *sh)
 	} while (n == SHIP_RETAIN_CHUNK && now_ns() - t0 < SHIP_RETAIN_BUDGET_NS);
 	if (n < 0 && n != -EAGAIN)
 		log_warn("postgresql: local retention: %s", store_last_error(sh->store));
-	if (n == 0 && sh->retain_dirty) {
-		int left = store_reclaim(sh->store, 512);
-		if (left == 0)
+	/* Deleting has caught up (a steady flood always leaves a few rows): give the pages back,
+	 * 1024 a tick, every SHIP_RECLAIM_EVERY_MS, then checkpoint and truncate the WAL. */
+	uint64_t now = uv_now(sh->loop);
+	if (n >= 0 && n < SHIP_RETAIN_CHUNK && sh->retain_dirty && now >= sh->next_reclaim) {
+		int left = store_reclaim(sh->store, 1024);
+		if (left == 0) {
 			sh->retain_dirty = false;
+			sh->next_reclaim = now + SHIP_RECLAIM_EVERY_MS;
+		}
 	}
 }
 
