@@ -356,7 +356,8 @@ static void batch_done(struct ship *sh)
 		if (sh->open[i].ended_at < 0)
 			sh->open[k++] = sh->open[i];
 	sh->n_open = k;
-	qsort(sh->open, sh->n_open, sizeof(*sh->open), cmp_sess);
+	if (sh->n_open > 1)
+		qsort(sh->open, sh->n_open, sizeof(*sh->open), cmp_sess);
 	sh->shipped += sh->batch_rows;
 	sh->wm = sh->batch_max_id;
 	if (sh->batch_sess_max > sh->sess_max)
