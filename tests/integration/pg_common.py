@@ -139,8 +139,10 @@ def log_has(d, pattern):
 
 
 def metrics(path):
-    """{name or name{labels}: float} from a Prometheus text file; {} if unreadable."""
+    """{name: float} from a Prometheus text file ({} if unreadable); a sample with labels is
+    also filed under its bare name when it is the only one of that name."""
     out = {}
+    labelled = {}
     try:
         with open(path, encoding='utf-8') as f:
             for line in f:
@@ -149,11 +151,17 @@ def metrics(path):
                 m = re.match(r'^(\S+)\s+(\S+)', line)
                 if m:
                     try:
-                        out[m.group(1)] = float(m.group(2))
+                        v = float(m.group(2))
                     except ValueError:
-                        pass
+                        continue
+                    out[m.group(1)] = v
+                    if '{' in m.group(1):
+                        labelled.setdefault(m.group(1).split('{')[0], []).append(v)
     except OSError:
         pass
+    for name, vs in labelled.items():
+        if name not in out and len(vs) == 1:
+            out[name] = vs[0]
     return out
 
 
