@@ -46,6 +46,29 @@ struct conf_bilibili {
 /* [cluster] mode */
 enum conf_cluster_mode { CONF_CLUSTER_MIRROR = 0, CONF_CLUSTER_SHARD = 1 };
 
+/* A cluster node name ([cluster] node, --node, the host name by default): 1..CONF_NODE_MAX
+ * characters of [A-Za-z0-9._-]. */
+#define CONF_NODE_MAX 63
+
+/* Whether ch may appear in a node name. */
+static inline bool conf_node_char(char ch)
+{
+	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+	       ch == '.' || ch == '_' || ch == '-';
+}
+
+/* Whether s[0..n) is a valid node name. */
+bool conf_node_valid(const char *s, size_t n);
+/* A node name made of a host name (NUL-terminated): every byte outside the set becomes '-',
+ * and the result is cut to CONF_NODE_MAX. out gets "" (not valid) for an empty host name. */
+void conf_node_from_host(const char *host, char out[CONF_NODE_MAX + 1]);
+
+/* Whether s[0..n) has the form of a libpq connection string ([postgresql] url, --postgresql):
+ * a postgresql:// or postgres:// URL, or key=value settings, without control characters
+ * (tabs allowed). NULL when it has, else the reason, which never quotes s (it may hold a
+ * password). */
+const char *conf_pg_url_check(const char *s, size_t n);
+
 /* [postgresql] and [cluster]: ship committed rows to PostgreSQL; several recorders (README
  * "Many machines"). */
 struct conf_postgresql {
@@ -86,8 +109,10 @@ void conf_finish(struct conf *c);
 
 /*
  * Parse text[0..len) (file names the source in messages). Unknown sections or keys, bad
- * values, duplicate rooms are errors. Returns 0, or -EINVAL with "FILE:LINE: reason" in err,
- * or -ENOMEM. On error c is left as conf_init made it.
+ * values, duplicate rooms are errors, and so is a [cluster] key in a file without a
+ * [postgresql] url (reported at that [cluster] line). No message shows the url's value.
+ * Returns 0, or -EINVAL with "FILE:LINE: reason" in err, or -ENOMEM. On error c is left as
+ * conf_init made it.
  */
 int conf_parse(struct conf *c, const char *file, const char *text, size_t len, char *err,
 	       size_t errlen);

@@ -45,6 +45,16 @@ struct metrics_global {
 	uint64_t foreign;
 	bool storage_ok;
 	uint64_t reloads_ok, reloads_failed;
+	/* [postgresql]: shipping (ship.c) and, in shard mode, the leases (cluster.c) */
+	bool pg;               /* shipping is configured (the pg_ families appear) */
+	bool pg_up;
+	uint64_t pg_backlog;   /* committed local messages not yet in PostgreSQL */
+	uint64_t pg_shipped;   /* messages shipped since start */
+	uint64_t pg_skipped;   /* messages PostgreSQL refused (kept locally) */
+	uint64_t pg_retained;  /* local rows deleted by keep_local_days */
+	uint64_t pg_down_s;    /* how long PostgreSQL has been unreachable */
+	bool cluster;          /* shard mode (the cluster_ family appears) */
+	uint64_t cluster_held; /* rooms this node holds a lease on */
 };
 
 /*

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 struct net_ctx;
@@ -33,6 +34,14 @@ struct net_callbacks {
 	void (*on_error)(struct net *n, int err, const char *what, void *user_data);
 	/* After net_close: every handle is closed; n is freed right after this returns. */
 	void (*on_closed)(struct net *n, void *user_data);
+	/*
+	 * Optional: resolve only. When set, the resolved addresses (n_addrs >= 1, ports set to
+	 * the port given) come here instead of being connected to, and the owner calls
+	 * net_close(). For clients that connect by themselves (libpq takes a hostaddr, and its
+	 * own resolver would block the loop). A failed resolution still goes to on_error.
+	 */
+	void (*on_resolved)(struct net *n, const struct sockaddr_storage *addrs, size_t n_addrs,
+			    void *user_data);
 };
 
 /* DNS answers are cached this long (ms). */

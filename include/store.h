@@ -40,6 +40,8 @@ struct store_options {
 	size_t max_queue_bytes;   /* 0: default 256 MiB */
 	int busy_timeout_ms;      /* small: a busy wait blocks the loop. default 0 */
 	enum store_fts fts;       /* default KEEP */
+	bool reclaim_space;       /* a NEW database gets auto_vacuum = INCREMENTAL, so that
+	                           * store_reclaim can shrink the file after store_retain */
 };
 
 struct store_stats {
@@ -122,6 +124,36 @@ int store_flush_for(struct store *s, size_t max_rows, uint64_t budget_ns);
  * or a negative errno.
  */
 int store_end_stale_sessions(struct store *s, const char *reason);
+
+/*
+ * Shipping (ship.c copies committed rows to PostgreSQL). The local table `shipping` (created
+ * here when missing; not part of the versioned schema) says how far each target got: every
+ * message with id <= messages_id is there, and no session with id < sessions_id changed since
+ * it was shipped. get: read it (0, 0 when the target is new). shipped: queue an update, which
+ * commits with the next flush (a crash in between only ships some rows twice, and the target
+ * ignores those). Return 0 or a negative errno.
+ */
+int store_shipping_get(struct store *s, const char *target, int64_t *messages_id,
+		       int64_t *sessions_id);
+int store_shipped(struct store *s, const char *target, int64_t messages_id, int64_t sessions_id,
+		  int64_t now_ms);
+/*
+ * Local retention ([postgresql] keep_local_days): delete, in one transaction of its own, up
+ * to max_rows of the oldest messages that are shipped (id <= shipped_id) and older than
+ * before_ts (ms), never the newest row (its id is what the next one follows). Returns how
+ * many went (0: nothing more to delete now), -EAGAIN while a flush transaction is open, or a
+ * negative errno. Sessions and rooms are kept.
+ */
+int store_retain(struct store *s, int64_t shipped_id, int64_t before_ts, size_t max_rows);
+/*
+ * Give freed pages back to the file system (PRAGMA incremental_vacuum(pages), when the
+ * database was created with reclaim_space), and once none is left, checkpoint and truncate
+ * the WAL. Returns the free pages left (call again while > 0), -EAGAIN while a flush
+ * transaction is open, or a negative errno.
+ */
+int store_reclaim(struct store *s, unsigned pages);
+/* Whether the file can shrink (auto_vacuum = INCREMENTAL). */
+bool store_can_reclaim(const struct store *s);
 
 void store_get_stats(const struct store *s, struct store_stats *out);
 const char *store_last_error(const struct store *s); /* never NULL */

@@ -29,6 +29,10 @@ const char cli_usage[] =
 	"      --flush-ms N     commit interval in milliseconds (default 250)\n"
 	"      --heartbeat-s N  Douyu heartbeat interval; silence for twice this reconnects\n"
 	"                       (default 45; Bilibili: [bilibili] heartbeat_s, default 30)\n"
+	"      --postgresql URL also ship every stored row to this PostgreSQL database\n"
+	"                       (postgresql://... or key=value; over [postgresql] url)\n"
+	"      --node NAME      this recorder's name there: 1..63 of A-Z a-z 0-9 . _ -\n"
+	"                       (over [cluster] node; default: the host name)\n"
 	"  -v, --verbose        more log output (debug)\n"
 	"  -q, --quiet          warnings and errors only\n"
 	"      --check-config   validate the configuration and exit\n"
@@ -41,7 +45,15 @@ const char cli_usage[] =
 	"\n"
 	"Exit status: 0 clean stop, 1 runtime failure, 2 usage or configuration error.\n";
 
-enum { OPT_CA_FILE = 256, OPT_INSECURE, OPT_FLUSH_MS, OPT_HEARTBEAT_S, OPT_CHECK_CONFIG };
+enum {
+	OPT_CA_FILE = 256,
+	OPT_INSECURE,
+	OPT_FLUSH_MS,
+	OPT_HEARTBEAT_S,
+	OPT_CHECK_CONFIG,
+	OPT_POSTGRESQL,
+	OPT_NODE
+};
 
 static const struct option long_opts[] = {
 	{"config", required_argument, NULL, 'c'},
@@ -51,6 +63,8 @@ static const struct option long_opts[] = {
 	{"insecure", no_argument, NULL, OPT_INSECURE},
 	{"flush-ms", required_argument, NULL, OPT_FLUSH_MS},
 	{"heartbeat-s", required_argument, NULL, OPT_HEARTBEAT_S},
+	{"postgresql", required_argument, NULL, OPT_POSTGRESQL},
+	{"node", required_argument, NULL, OPT_NODE},
 	{"verbose", no_argument, NULL, 'v'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
@@ -107,6 +121,30 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char *err, size_t errle
 				return -EINVAL;
 			}
 			o->heartbeat_s = (int)v;
+			break;
+		case OPT_POSTGRESQL: {
+			/* The form only, as for [postgresql] url; libpq checks the rest when it
+			 * connects. The URL may hold a password: no message shows it. */
+			const char *why = conf_pg_url_check(optarg, strlen(optarg));
+			if (why) {
+				snprintf(err, errlen,
+					 "--postgresql: %s (the value is not shown: it may hold a "
+					 "password)",
+					 why);
+				return -EINVAL;
+			}
+			o->postgresql = optarg;
+			break;
+		}
+		case OPT_NODE:
+			if (!conf_node_valid(optarg, strlen(optarg))) {
+				char q[TEXT_QUOTE_CAP];
+				snprintf(err, errlen,
+					 "--node: expected 1 to %d of A-Z a-z 0-9 . _ -, got '%s'",
+					 CONF_NODE_MAX, text_quote(q, sizeof(q), optarg, strlen(optarg)));
+				return -EINVAL;
+			}
+			o->node = optarg;
 			break;
 		case 'v':
 			o->verbosity = 1;

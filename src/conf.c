@@ -1,7 +1,7 @@
 /*
  * conf: the INI config of design.md §6, parsed from a string into a struct conf. One pass over
- * the lines; each [recorder] and [douyu] key is found in a single table (key, section, type,
- * bounds, field offset) and validated there. [rooms] lines go through a small hash of room
+ * the lines; each key outside [rooms] is found in a single table (key, section, type, bounds,
+ * field offset) and validated there. [rooms] lines go through a small hash of room
  * id -> line, so that a duplicate can name both lines. The result is built in a private struct
  * and handed over only on success, so a failed parse leaves the caller's struct untouched at
  * its conf_init state. Debian's libinih-dev was considered and not used: its handler gets no
@@ -14,6 +14,9 @@
  * trimmed of spaces and tabs and compared case-sensitively. A UTF-8 BOM at the start and CRLF
  * line ends are accepted. Defaults (250 ms, 45 s, Douyu's servers) are applied by the caller,
  * because command-line flags override the file: here "not set" stays -1 or NULL.
+ *
+ * [postgresql] url may hold a password: no message quotes it, nor any line that looks like a
+ * postgres:// URL with user info (a forgotten "url =", a mistyped key).
  */
 #include "conf.h"
 
@@ -30,13 +33,24 @@
 
 #define CONF_MAX_LINE 4096
 
-enum conf_section { SEC_NONE, SEC_RECORDER, SEC_DOUYU, SEC_BILIBILI, SEC_ROOMS };
+/* SEC_ROOMS stays last: the section names are matched from SEC_RECORDER to SEC_ROOMS. */
+enum conf_section {
+	SEC_NONE,
+	SEC_RECORDER,
+	SEC_DOUYU,
+	SEC_BILIBILI,
+	SEC_POSTGRESQL,
+	SEC_CLUSTER,
+	SEC_ROOMS
+};
 
 static const char *const section_names[] = {
     [SEC_NONE] = "",
     [SEC_RECORDER] = "recorder",
     [SEC_DOUYU] = "douyu",
     [SEC_BILIBILI] = "bilibili",
+    [SEC_POSTGRESQL] = "postgresql",
+    [SEC_CLUSTER] = "cluster",
     [SEC_ROOMS] = "rooms",
 };
 
@@ -47,6 +61,9 @@ enum conf_type {
 	CONF_T_BOOL,    /* int: on/true/yes/1 -> 1, off/false/no/0 -> 0 */
 	CONF_T_TRANSPORT, /* int: wss, ws or tcp -> enum server_scheme */
 	CONF_T_BASE_URL,  /* char *: http:// or https:// URL without query, trailing '/' dropped */
+	CONF_T_PG_URL,    /* char *: postgresql://, postgres:// or key=value; never quoted */
+	CONF_T_NODE,      /* char *: a node name (conf_node_valid) */
+	CONF_T_CLUSTER_MODE, /* int: mirror or shard -> enum conf_cluster_mode */
 };
 
 struct conf_key {
@@ -81,6 +98,14 @@ static const struct conf_key conf_keys[] = {
     {"heartbeat_s", SEC_BILIBILI, CONF_T_INT, 1, 3600, offsetof(struct conf, bili.heartbeat_s)},
     {"breaker_s", SEC_BILIBILI, CONF_T_INT, 1, 86400, offsetof(struct conf, bili.breaker_s)},
     {"protover", SEC_BILIBILI, CONF_T_INT, 2, 3, offsetof(struct conf, bili.protover)},
+    {"url", SEC_POSTGRESQL, CONF_T_PG_URL, 0, 0, offsetof(struct conf, pg.url)},
+    {"password_file", SEC_POSTGRESQL, CONF_T_STRING, 0, 0, offsetof(struct conf, pg.password_file)},
+    {"keep_local_days", SEC_POSTGRESQL, CONF_T_INT, 0, 36500,
+     offsetof(struct conf, pg.keep_local_days)},
+    {"node", SEC_CLUSTER, CONF_T_NODE, 0, 0, offsetof(struct conf, pg.node)},
+    {"mode", SEC_CLUSTER, CONF_T_CLUSTER_MODE, 0, 0, offsetof(struct conf, pg.mode)},
+    {"lease_s", SEC_CLUSTER, CONF_T_INT, 3, 3600, offsetof(struct conf, pg.lease_s)},
+    {"max_rooms", SEC_CLUSTER, CONF_T_INT, 1, CONF_MAX_ROOMS, offsetof(struct conf, pg.max_rooms)},
 };
 /* A CONF_T_SERVERS field is an array of CONF_MAX_SERVERS strings followed by its count. */
 _Static_assert(offsetof(struct conf, n_servers) ==
@@ -104,6 +129,8 @@ struct parser {
 	size_t errlen;
 	size_t line; /* 1-based number of the line being parsed */
 	enum conf_section section;
+	size_t cluster_line;      /* the line of the last [cluster] header seen */
+	size_t cluster_used_line; /* the [cluster] header above the first [cluster] key; 0: none */
 	size_t key_line[N_KEYS]; /* where each table key was set, 0 if not yet */
 	size_t rooms_cap;
 	struct room_slot *slots;
@@ -115,7 +142,8 @@ void conf_init(struct conf *c)
 	memset(c, 0, sizeof(*c));
 	for (size_t i = 0; i < N_KEYS; i++)
 		if (conf_keys[i].type == CONF_T_INT || conf_keys[i].type == CONF_T_BOOL ||
-		    conf_keys[i].type == CONF_T_TRANSPORT)
+		    conf_keys[i].type == CONF_T_TRANSPORT ||
+		    conf_keys[i].type == CONF_T_CLUSTER_MODE)
 			*(int *)((char *)c + conf_keys[i].offset) = -1;
 }
 
@@ -123,7 +151,13 @@ void conf_finish(struct conf *c)
 {
 	for (size_t i = 0; i < N_KEYS; i++) {
 		void *field = (char *)c + conf_keys[i].offset;
-		if (conf_keys[i].type == CONF_T_STRING || conf_keys[i].type == CONF_T_BASE_URL) {
+		if (conf_keys[i].type == CONF_T_PG_URL && *(char **)field) {
+			/* It may hold a password: do not leave it in freed memory. */
+			char *url = *(char **)field;
+			memset(url, 0, strlen(url));
+			free(url);
+		} else if (conf_keys[i].type == CONF_T_STRING ||
+			   conf_keys[i].type == CONF_T_BASE_URL || conf_keys[i].type == CONF_T_NODE) {
 			free(*(char **)field);
 		} else if (conf_keys[i].type == CONF_T_SERVERS) {
 			char **urls = field;
@@ -181,6 +215,54 @@ static bool equals(const char *s, size_t n, const char *lit)
 	return strlen(lit) == n && memcmp(s, lit, n) == 0;
 }
 
+static bool starts_with(const char *s, size_t n, const char *lit)
+{
+	size_t l = strlen(lit);
+	return n >= l && memcmp(s, lit, l) == 0;
+}
+
+bool conf_node_valid(const char *s, size_t n)
+{
+	if (n < 1 || n > CONF_NODE_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!conf_node_char(s[i]))
+			return false;
+	return true;
+}
+
+void conf_node_from_host(const char *host, char out[CONF_NODE_MAX + 1])
+{
+	size_t n = 0;
+	for (; host[n] && n < CONF_NODE_MAX; n++)
+		out[n] = conf_node_char(host[n]) ? host[n] : '-';
+	out[n] = '\0';
+}
+
+/*
+ * Whether s[0..n) may carry a PostgreSQL password: a postgres:// or postgresql:// URL with
+ * user info (a line where "url =" was forgotten, a mistyped key, a value under another key).
+ * Such text is never quoted in a message; the url key's own value never is (set_pg_url).
+ */
+static bool may_hold_password(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (starts_with(s + i, n - i, "postgres://") ||
+		    starts_with(s + i, n - i, "postgresql://"))
+			return memchr(s + i, '@', n - i) != NULL;
+	return false;
+}
+
+#define NOT_SHOWN "(not shown: it may hold a password)"
+
+/* text_quote, except for text that may_hold_password. */
+static const char *quote(char q[TEXT_QUOTE_CAP], const char *s, size_t n)
+{
+	if (may_hold_password(s, n))
+		return NOT_SHOWN;
+	return text_quote(q, TEXT_QUOTE_CAP, s, n);
+}
+
 
 
 static char *dup_n(const char *s, size_t n)
@@ -218,6 +300,10 @@ static int set_servers(struct parser *p, const struct conf_key *k, const char *v
 		char why[512];
 		if (server_parse(d, &srv, why, sizeof(why)) < 0) {
 			free(d);
+			/* server_parse's reason quotes the URL. */
+			if (may_hold_password(v + start, i - start))
+				return fail(p, "%s: a server is not a wss://, ws:// or tcp:// URL "
+					       NOT_SHOWN, k->key);
 			return fail(p, "%s: %s", k->key, why);
 		}
 		urls[(*count)++] = d;
@@ -240,9 +326,50 @@ static int set_base_url(struct parser *p, const struct conf_key *k, const char *
 		      v[i] == '@';
 	if (bad)
 		return fail(p, "%s: expected an http:// or https:// URL without query, got '%s'",
-		            k->key, text_quote(q, sizeof(q), v, n));
+		            k->key, quote(q, v, n));
 	while (n > skip && v[n - 1] == '/')
 		n--;
+	char *d = dup_n(v, n);
+	if (!d)
+		return fail_nomem(p);
+	*(char **)field = d;
+	return 0;
+}
+
+/*
+ * [postgresql] url and --postgresql: a libpq connection string, either a URI (postgresql:// or
+ * postgres://) or key=value settings ("host=db port=5432 dbname=chat"). libpq checks the rest
+ * when it connects; here only the form, so that a typo is a config error.
+ */
+const char *conf_pg_url_check(const char *s, size_t n)
+{
+	/* A key=value string starts with a keyword (letters and '_', as libpq's), then '='. */
+	size_t word = 0;
+	while (word < n && (s[word] == '_' || (s[word] >= 'a' && s[word] <= 'z') ||
+			    (s[word] >= 'A' && s[word] <= 'Z')))
+		word++;
+	size_t eq = word;
+	while (eq < n && is_blank(s[eq]))
+		eq++;
+	bool key_value = word > 0 && eq < n && s[eq] == '=';
+	/* A bare "postgresql://" is valid for libpq: every part from its defaults. */
+	bool uri = starts_with(s, n, "postgresql://") || starts_with(s, n, "postgres://");
+	if (!uri && !key_value)
+		return "expected a postgresql:// or postgres:// URL or key=value settings";
+	for (size_t i = 0; i < n; i++)
+		if (((unsigned char)s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
+			return "control character in the value";
+	return NULL;
+}
+
+/* The value may hold a password, so no message quotes it. */
+static int set_pg_url(struct parser *p, const struct conf_key *k, const char *v, size_t n,
+		      void *field)
+{
+	const char *why = conf_pg_url_check(v, n);
+	if (why)
+		return fail(p, "%s: %s (the value is not shown: it may hold a password)", k->key,
+			    why);
 	char *d = dup_n(v, n);
 	if (!d)
 		return fail_nomem(p);
@@ -266,12 +393,14 @@ static int set_key(struct parser *p, const char *key, size_t key_len, const char
 		return fail(p, "unknown key '%s' in [%s] (it belongs in [%s])", elsewhere->key,
 		            section_names[p->section], section_names[elsewhere->section]);
 	if (!k)
-		return fail(p, "unknown key '%s' in [%s]", text_quote(q, sizeof(q), key, key_len),
+		return fail(p, "unknown key '%s' in [%s]", quote(q, key, key_len),
 		            section_names[p->section]);
 	size_t *seen = &p->key_line[k - conf_keys];
 	if (*seen)
 		return fail(p, "%s already set on line %zu", k->key, *seen);
 	*seen = p->line;
+	if (k->section == SEC_CLUSTER && !p->cluster_used_line)
+		p->cluster_used_line = p->cluster_line;
 
 	void *field = (char *)&p->c + k->offset;
 	switch (k->type) {
@@ -288,7 +417,7 @@ static int set_key(struct parser *p, const char *key, size_t key_len, const char
 		int64_t x;
 		if (!text_int(v, n, k->min, k->max, &x))
 			return fail(p, "%s: expected an integer between %d and %d, got '%s'",
-			            k->key, k->min, k->max, text_quote(q, sizeof(q), v, n));
+			            k->key, k->min, k->max, quote(q, v, n));
 		*(int *)field = (int)x;
 		return 0;
 	}
@@ -301,7 +430,7 @@ static int set_key(struct parser *p, const char *key, size_t key_len, const char
 				return 0;
 			}
 		}
-		return fail(p, "%s: expected on or off, got '%s'", k->key, text_quote(q, sizeof(q), v, n));
+		return fail(p, "%s: expected on or off, got '%s'", k->key, quote(q, v, n));
 	}
 	case CONF_T_SERVERS:
 		return set_servers(p, k, v, n);
@@ -315,10 +444,33 @@ static int set_key(struct parser *p, const char *key, size_t key_len, const char
 			}
 		}
 		return fail(p, "%s: expected wss, ws or tcp, got '%s'", k->key,
-		            text_quote(q, sizeof(q), v, n));
+		            quote(q, v, n));
 	}
 	case CONF_T_BASE_URL:
 		return set_base_url(p, k, v, n, field);
+	case CONF_T_PG_URL:
+		return set_pg_url(p, k, v, n, field);
+	case CONF_T_NODE: {
+		if (!conf_node_valid(v, n))
+			return fail(p, "%s: expected 1 to %d of A-Z a-z 0-9 . _ -, got '%s'",
+			            k->key, CONF_NODE_MAX, quote(q, v, n));
+		char *d = dup_n(v, n);
+		if (!d)
+			return fail_nomem(p);
+		*(char **)field = d;
+		return 0;
+	}
+	case CONF_T_CLUSTER_MODE: {
+		static const char *const names[] = {[CONF_CLUSTER_MIRROR] = "mirror",
+						    [CONF_CLUSTER_SHARD] = "shard"};
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			if (equals(v, n, names[i])) {
+				*(int *)field = (int)i;
+				return 0;
+			}
+		}
+		return fail(p, "%s: expected mirror or shard, got '%s'", k->key, quote(q, v, n));
+	}
 	}
 	return -EINVAL; /* not reached: the switch covers every type */
 }
@@ -371,7 +523,7 @@ static int add_room(struct parser *p, const char *key, size_t key_len, const cha
 	int prc = platform_parse_room(key, key_len, &pf, &id);
 	if (prc == -ENOENT)
 		return fail(p, "room '%s': unknown platform (expected %s)",
-		            text_quote(q, sizeof(q), key, key_len), PLATFORM_NAMES);
+		            quote(q, key, key_len), PLATFORM_NAMES);
 	if (prc < 0) {
 		/* A setting after [rooms] is a likelier mistake than a mistyped room id. */
 		for (size_t i = 0; i < N_KEYS; i++)
@@ -379,7 +531,7 @@ static int add_room(struct parser *p, const char *key, size_t key_len, const cha
 				return fail(p, "unknown key '%s' in [rooms] (it belongs in [%s])",
 				            conf_keys[i].key, section_names[conf_keys[i].section]);
 		return fail(p, "room id: expected an integer between 1 and %" PRId64 ", got '%s'",
-		            CONF_MAX_ROOM_ID, text_quote(q, sizeof(q), key, key_len));
+		            CONF_MAX_ROOM_ID, quote(q, key, key_len));
 	}
 	int64_t rk = room_key(pf, id);
 	if (p->n_slots) {
@@ -424,18 +576,21 @@ static int parse_line(struct parser *p, const char *s, size_t n)
 
 	if (s[0] == '[') {
 		if (s[n - 1] != ']' || n < 2)
-			return fail(p, "expected '[section]', got '%s'", text_quote(q, sizeof(q), s, n));
+			return fail(p, "expected '[section]', got '%s'", quote(q, s, n));
 		const char *name = s + 1;
 		size_t name_len = n - 2;
 		trim(&name, &name_len);
 		for (int i = SEC_RECORDER; i <= SEC_ROOMS; i++) {
 			if (equals(name, name_len, section_names[i])) {
 				p->section = (enum conf_section)i;
+				if (i == SEC_CLUSTER)
+					p->cluster_line = p->line;
 				return 0;
 			}
 		}
-		return fail(p, "unknown section [%s] (expected [recorder], [douyu], [bilibili] or [rooms])",
-		            text_quote(q, sizeof(q), name, name_len));
+		return fail(p, "unknown section [%s] (expected [recorder], [douyu], [bilibili], "
+			       "[postgresql], [cluster] or [rooms])",
+		            quote(q, name, name_len));
 	}
 
 	const char *eq = memchr(s, '=', n);
@@ -445,7 +600,7 @@ static int parse_line(struct parser *p, const char *s, size_t n)
 		return add_room(p, s, n, "", 0);
 	trim(&key, &key_len);
 	if (!eq || key_len == 0)
-		return fail(p, "expected 'key = value', got '%s'", text_quote(q, sizeof(q), s, n));
+		return fail(p, "expected 'key = value', got '%s'", quote(q, s, n));
 	/* Only the first '=' separates: a label may contain more. */
 	const char *v = eq + 1;
 	size_t v_len = n - (size_t)(v - s);
@@ -454,10 +609,12 @@ static int parse_line(struct parser *p, const char *s, size_t n)
 	switch (p->section) {
 	case SEC_NONE:
 		return fail(p, "key '%s' is outside any [section]",
-		            text_quote(q, sizeof(q), key, key_len));
+		            quote(q, key, key_len));
 	case SEC_RECORDER:
 	case SEC_DOUYU:
 	case SEC_BILIBILI:
+	case SEC_POSTGRESQL:
+	case SEC_CLUSTER:
 		return set_key(p, key, key_len, v, v_len);
 	case SEC_ROOMS:
 		return add_room(p, key, key_len, v, v_len);
@@ -487,6 +644,12 @@ int conf_parse(struct conf *c, const char *file, const char *text, size_t len, c
 		if (n > 0 && s[n - 1] == '\r')
 			n--; /* CRLF */
 		rc = parse_line(&p, s, n);
+	}
+	/* Without PostgreSQL there is no cluster: the nodes meet only there. A url given only
+	 * on the command line does not count, so that the file alone says whether it is whole. */
+	if (rc == 0 && p.cluster_used_line && !p.c.pg.url) {
+		p.line = p.cluster_used_line;
+		rc = fail(&p, "[cluster] needs [postgresql] url");
 	}
 	free(p.slots);
 	if (rc < 0) {

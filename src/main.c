@@ -7,12 +7,14 @@
  * reload; libuv's uv_fs_* would need its thread pool, which this process does not use.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "cli.h"
@@ -28,6 +30,8 @@
 #endif
 
 #define CONF_MAX_BYTES (16 << 20)
+/* A password file holds one line; anything larger is not one. */
+#define PG_PASSWORD_FILE_MAX 4096
 
 /* Read and parse the file. Returns 0, or -1 with the reason ("FILE:LINE: ...") in err. */
 static int read_config(const char *path, struct conf *c, char *err, size_t errlen)
@@ -51,17 +55,84 @@ static int read_config(const char *path, struct conf *c, char *err, size_t errle
 	return rc < 0 ? -1 : 0;
 }
 
-/* A parsed file plus the merged room list, which rec_options points into. */
+/* A parsed file plus what rec_options points into besides it: the merged room list, the node
+ * name taken from the host name, the PostgreSQL password read from password_file. */
 struct settings {
 	struct conf conf;
 	struct conf_room *rooms;
+	char node[CONF_NODE_MAX + 1]; /* "" unless the host name names the node */
+	char *pg_password;            /* NULL: none read; secret */
 };
 
 static void settings_finish(struct settings *s)
 {
 	free(s->rooms);
 	s->rooms = NULL;
+	s->node[0] = '\0';
+	if (s->pg_password)
+		memset(s->pg_password, 0, strlen(s->pg_password));
+	free(s->pg_password);
+	s->pg_password = NULL;
 	conf_finish(&s->conf);
+}
+
+/*
+ * [postgresql] password_file: the password is its first line (a trailing CR dropped). Refused
+ * unless only its owner can read it, as the Bilibili cookie_file is; its content never
+ * reaches a message. Returns 0 with a heap string in *out, or -1 with a reason in err.
+ */
+static int read_password(const char *path, char **out, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		snprintf(err, errlen, "password_file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	char *text = NULL;
+	ssize_t len = -1;
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "password_file %s: %s", path, strerror(errno));
+	} else if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "password_file %s: not a regular file", path);
+	} else if (st.st_mode & 077) {
+		snprintf(err, errlen,
+			 "password_file %s: mode %04o lets other users read a password; refused "
+			 "(chmod 600 %s)",
+			 path, (unsigned)(st.st_mode & 07777), path);
+	} else if (st.st_size > PG_PASSWORD_FILE_MAX) {
+		snprintf(err, errlen, "password_file %s: larger than %d bytes", path,
+			 PG_PASSWORD_FILE_MAX);
+	} else if (!(text = calloc(1, (size_t)st.st_size + 1))) {
+		snprintf(err, errlen, "out of memory");
+	} else if ((len = read(fd, text, (size_t)st.st_size)) < 0) {
+		snprintf(err, errlen, "password_file %s: %s", path, strerror(errno));
+	}
+	close(fd);
+	if (len < 0) {
+		free(text);
+		return -1;
+	}
+	size_t n = 0;
+	while (n < (size_t)len && text[n] != '\n')
+		n++;
+	if (n > 0 && text[n - 1] == '\r')
+		n--;
+	bool bad = n == 0;
+	for (size_t i = 0; i < n && !bad; i++)
+		bad = ((unsigned char)text[i] < 0x20 && text[i] != '\t') || text[i] == 0x7f;
+	if (bad) {
+		memset(text, 0, (size_t)len);
+		free(text);
+		snprintf(err, errlen,
+			 "password_file %s: expected the password on the first line (not empty, no "
+			 "control characters)",
+			 path);
+		return -1;
+	}
+	memset(text + n, 0, (size_t)len - n); /* the rest of the file is no one's business */
+	*out = text;
+	return 0;
 }
 
 /*
@@ -117,6 +188,34 @@ static int build_options(const struct cli_opts *cli, struct settings *s, struct 
 		if (server_parse(opt->servers[i], &srv, err, errlen) < 0)
 			return -1;
 	}
+
+	/* PostgreSQL and the cluster: nothing of it without a url. */
+	const struct conf_postgresql *pg = &conf->pg;
+	opt->pg_url = cli->postgresql ? cli->postgresql : pg->url;
+	opt->keep_local_days = pg->keep_local_days >= 0 ? pg->keep_local_days : -1;
+	opt->cluster_mode = pg->mode >= 0 ? pg->mode : CONF_CLUSTER_MIRROR;
+	opt->lease_s = (unsigned)(pg->lease_s > 0 ? pg->lease_s : 30);
+	opt->max_rooms = (unsigned)(pg->max_rooms > 0 ? pg->max_rooms : 0);
+	opt->node = cli->node ? cli->node : pg->node;
+	if (!opt->node) {
+		/* The host name, made valid: it need not follow the node name's rules. */
+		char host[256];
+		if (gethostname(host, sizeof(host)) == 0) {
+			host[sizeof(host) - 1] = '\0';
+			conf_node_from_host(host, s->node);
+		}
+		if (s->node[0]) {
+			opt->node = s->node;
+		} else if (opt->pg_url) {
+			snprintf(err, errlen, "no node name: the host name is unknown; set "
+					      "[cluster] node or --node");
+			return -1;
+		}
+	}
+	if (opt->pg_url && pg->password_file &&
+	    read_password(pg->password_file, &s->pg_password, err, errlen) < 0)
+		return -1;
+	opt->pg_password = s->pg_password;
 	return 0;
 }
 
@@ -192,9 +291,8 @@ int main(int argc, char **argv)
 				     : LOG_LEVEL_INFO);
 
 	int code = 2;
-	struct settings start;
+	struct settings start = {.rooms = NULL};
 	conf_init(&start.conf);
-	start.rooms = NULL;
 	struct app app = {.cli = &cli};
 	conf_init(&app.reloaded.conf);
 	if (cli.config && read_config(cli.config, &start.conf, err, sizeof(err)) < 0) {
@@ -221,6 +319,16 @@ int main(int argc, char **argv)
 		}
 		printf("configuration ok: %zu rooms, database %s, metrics file %s\n", opt.n_rooms,
 		       opt.db_path, opt.metrics_file ? opt.metrics_file : "(none)");
+		/* Never the URL: it may hold a password. */
+		if (opt.pg_url && opt.cluster_mode == CONF_CLUSTER_SHARD) {
+			char most[24] = "no limit";
+			if (opt.max_rooms)
+				snprintf(most, sizeof(most), "%u", opt.max_rooms);
+			printf("postgresql: yes (node %s, mode shard, lease_s %u, max_rooms %s)\n",
+			       opt.node, opt.lease_s, most);
+		} else if (opt.pg_url) {
+			printf("postgresql: yes (node %s, mode mirror)\n", opt.node);
+		}
 		code = 0;
 		goto out;
 	}

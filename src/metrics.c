@@ -34,8 +34,18 @@ void metrics_status(char *dst, size_t cap, const struct metrics_global *g)
 	                 ", dropped %" PRIu64 "%s",
 	                 g->rooms_live, g->rooms, g->received_per_s, g->queued_rows, g->committed,
 	                 g->dropped, g->storage_ok ? "" : ", storage failing");
-	if (n < 0)
+	if (n < 0) {
 		dst[0] = '\0';
+		return;
+	}
+	if (g->pg && (size_t)n < cap)
+		n += snprintf(dst + n, cap - (size_t)n, "; postgresql %s, backlog %" PRIu64,
+		              g->pg_up ? "up" : "down", g->pg_backlog);
+	if (g->pg && !g->pg_up && (size_t)n < cap)
+		n += snprintf(dst + n, cap - (size_t)n, " (down %" PRIu64 " s)", g->pg_down_s);
+	if (g->cluster && (size_t)n < cap)
+		snprintf(dst + n, cap - (size_t)n, "; shard: %" PRIu64 " rooms leased",
+		         g->cluster_held);
 }
 
 /* A label value with \, " and newline escaped as the text format asks. */
@@ -181,6 +191,29 @@ int metrics_render(struct buf *out, const struct metrics_global *g,
 	for (size_t i = 0; rc == 0 && i < sizeof(globals) / sizeof(globals[0]); i++)
 		rc = global_u64(out, globals[i].name, globals[i].type, globals[i].help,
 		                globals[i].v);
+	const struct {
+		const char *name, *type, *help;
+		uint64_t v;
+	} pg[] = {
+	    {"danmakud_pg_up", gauge, "1 while PostgreSQL is connected and shipping, else 0.",
+	     g->pg_up ? 1 : 0},
+	    {"danmakud_pg_backlog_rows", gauge,
+	     "Committed local messages not yet in PostgreSQL.", g->pg_backlog},
+	    {"danmakud_pg_shipped_rows_total", counter, "Messages shipped to PostgreSQL.",
+	     g->pg_shipped},
+	    {"danmakud_pg_refused_rows_total", counter,
+	     "Messages PostgreSQL refused even one by one (kept in the local database).",
+	     g->pg_skipped},
+	    {"danmakud_pg_local_deleted_rows_total", counter,
+	     "Shipped local messages deleted by keep_local_days.", g->pg_retained},
+	    {"danmakud_pg_down_seconds", gauge, "How long PostgreSQL has been unreachable.",
+	     g->pg_down_s},
+	};
+	for (size_t i = 0; g->pg && rc == 0 && i < sizeof(pg) / sizeof(pg[0]); i++)
+		rc = global_u64(out, pg[i].name, pg[i].type, pg[i].help, pg[i].v);
+	if (rc == 0 && g->cluster)
+		rc = global_u64(out, "danmakud_cluster_rooms_held", gauge,
+		                "Rooms this node holds a lease on (shard mode).", g->cluster_held);
 	if (rc == 0)
 		rc = family(out, "danmakud_config_reloads_total", counter,
 		            "Configuration reloads (SIGHUP) by result.");

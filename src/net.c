@@ -405,6 +405,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 
 static void try_next_address(struct net *n);
 
+static void set_port(struct sockaddr_storage *sa, uint16_t port)
+{
+	if (sa->ss_family == AF_INET)
+		((struct sockaddr_in *)sa)->sin_port = htons(port);
+	else
+		((struct sockaddr_in6 *)sa)->sin6_port = htons(port);
+}
+
 /* This address failed or timed out: close its handle (an orphan, not counted in
  * pending_closes; a pending connect completes with UV_ECANCELED and a NULL net). */
 static void drop_socket(struct net *n)
@@ -459,10 +467,7 @@ static void try_next_address(struct net *n)
 	while (n->tried < n->n_addrs) {
 		struct sockaddr_storage *sa = &n->addrs[(n->start + n->tried) % n->n_addrs];
 		n->tried++;
-		if (sa->ss_family == AF_INET)
-			((struct sockaddr_in *)sa)->sin_port = htons(n->port);
-		else
-			((struct sockaddr_in6 *)sa)->sin6_port = htons(n->port);
+		set_port(sa, n->port);
 		struct net_sock *k = malloc(sizeof(*k));
 		if (!k) {
 			net_fail(n, UV_ENOMEM, "connect");
@@ -497,6 +502,13 @@ static void on_deliver(uv_timer_t *t)
 		}
 		n->state = NET_CONNECTING;
 		n->start %= n->n_addrs;
+		if (n->cb->on_resolved) {
+			uv_timer_stop(&n->timer);
+			for (size_t i = 0; i < n->n_addrs; i++) /* the cache holds port 0 */
+				set_port(&n->addrs[i], n->port);
+			n->cb->on_resolved(n, n->addrs, n->n_addrs, n->user_data);
+			continue;
+		}
 		try_next_address(n);
 	}
 }

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "cluster.h"
 #include "conf.h"
 #include "list.h"
 #include "log.h"
@@ -36,6 +37,7 @@
 #include "notify.h"
 #include "platform.h"
 #include "room.h"
+#include "ship.h"
 #include "store.h"
 #include "tls.h"
 
@@ -47,6 +49,7 @@
 #define REC_FLUSH_BUDGET_NS (5 * 1000000u)
 #define REC_STOP_DEADLINE_MS 5000
 #define REC_STATUS_EVERY_MS 5000 /* STATUS= refresh for systemctl status */
+#define REC_PG_STOP_MS 3000      /* at a stop: letting leases go, shipping what is committed */
 
 #ifndef DANMAKUD_VERSION
 #define DANMAKUD_VERSION "0.1.0"
@@ -116,6 +119,10 @@ struct rec {
 	uint64_t foreign_gone;     /* other rooms' messages seen by rooms that are gone */
 	uint64_t reloads_ok, reloads_failed;
 	struct buf scratch;    /* outgoing platform packets; one room at a time uses it */
+	/* [postgresql]: the shipper, and in shard mode the leases (which then decide the rooms) */
+	struct ship *ship;
+	struct cluster *cluster;
+	int pg_pending; /* stopping: ship/cluster steps not finished yet */
 };
 
 #define each_room(pos, tmp, rec) list_for_each_safe(pos, tmp, &(rec)->rooms)
@@ -252,6 +259,8 @@ static void on_resolved(void *user_data, int64_t room_id, int64_t short_id)
 			    (int64_t)wall_ms());
 	if (rc < 0)
 		store_refused(rr, "room", rc);
+	if (rr->rec->ship)
+		ship_rooms_changed(rr->rec->ship);
 }
 
 static int64_t on_session_began(void *user_data, const char *server_url, const char *peer)
@@ -321,7 +330,17 @@ static void on_flush(uv_timer_t *t)
 {
 	struct rec *rec = t->data;
 	uint64_t t0 = uv_hrtime();
+	struct store_stats before;
+	store_get_stats(rec->store, &before);
 	int rc = store_flush_for(rec->store, REC_FLUSH_SLICE_ROWS, REC_FLUSH_BUDGET_NS);
+	/* Something committed: the shipper reads it (through its own connection: only what
+	 * is committed, in commit order). */
+	if (rec->ship && before.queued_rows && (rc == 0 || rc == -EAGAIN)) {
+		struct store_stats after;
+		store_get_stats(rec->store, &after);
+		if (after.queued_rows < before.queued_rows)
+			ship_kick(rec->ship);
+	}
 	uint64_t ms = (uv_hrtime() - t0) / 1000000;
 	if (ms > 100)
 		log_debug("storage: flush took %" PRIu64 " ms", ms);
@@ -358,6 +377,17 @@ static void log_stats(struct rec *rec)
 		 st.duplicates, st.queued_rows, st.dropped, foreign, skipped, replaced,
 		 rec->store_errors);
 	rec->last_committed = st.committed;
+	if (rec->ship) {
+		char line[160];
+		ship_status(rec->ship, line, sizeof(line));
+		struct ship_stats ss;
+		ship_get_stats(rec->ship, &ss);
+		log_info("stats: %s, shipped %" PRIu64 ", refused %" PRIu64
+			 ", local rows deleted %" PRIu64 "%s%s",
+			 line, ss.shipped, ss.skipped, ss.retained,
+			 rec->cluster ? ", shard rooms held " : "",
+			 rec->cluster ? (cluster_held(rec->cluster) ? "yes" : "none") : "");
+	}
 }
 
 /* One walk over the rooms: the process-wide numbers. Rooms being removed count towards the
@@ -393,6 +423,21 @@ static void snapshot(struct rec *rec, struct metrics_global *g)
 	g->storage_ok = !rec->storage_trouble;
 	g->reloads_ok = rec->reloads_ok;
 	g->reloads_failed = rec->reloads_failed;
+	if (rec->ship) {
+		struct ship_stats ss;
+		ship_get_stats(rec->ship, &ss);
+		g->pg = true;
+		g->pg_up = ss.up;
+		g->pg_backlog = ss.backlog;
+		g->pg_shipped = ss.shipped;
+		g->pg_skipped = ss.skipped;
+		g->pg_retained = ss.retained;
+		g->pg_down_s = ss.down_ms / 1000;
+	}
+	if (rec->cluster) {
+		g->cluster = true;
+		g->cluster_held = cluster_held(rec->cluster);
+	}
 }
 
 /* Send "<prefix>STATUS=<live counts>" to the service manager; prefix may be "". */
@@ -493,6 +538,10 @@ static void on_tick(uv_timer_t *t)
 		room_tick(rr_of(pos)->room, now);
 	}
 	report_storage(rec, rec->storage_trouble ? -EIO : 0);
+	if (rec->ship)
+		ship_tick(rec->ship);
+	if (rec->cluster)
+		cluster_tick(rec->cluster);
 	if (rec->store_errors > rec->store_errors_reported) {
 		log_err("storage: out of memory: %" PRIu64 " writes could not be queued (%" PRIu64
 			" in total)",
@@ -534,10 +583,9 @@ static void close_platforms(struct rec *rec)
 	}
 }
 
-static void rec_finish(struct rec *rec)
+/* Commit everything queued (at a stop). */
+static void final_flush(struct rec *rec)
 {
-	uv_timer_stop(&rec->flush_timer);
-	uv_timer_stop(&rec->flush_more);
 	int rc;
 	do
 		rc = store_flush(rec->store, 0);
@@ -549,6 +597,45 @@ static void rec_finish(struct rec *rec)
 			store_last_error(rec->store), st.queued_rows);
 		rec->exit_code = 1;
 	}
+}
+
+static void close_handles(struct rec *rec);
+
+/* One of the PostgreSQL steps of a stop is over (leases let go, last rows shipped); after the
+ * last one, commit the shipped position and close everything. */
+static void pg_stop_step(void *ctx)
+{
+	struct rec *rec = ctx;
+	if (--rec->pg_pending > 0)
+		return;
+	final_flush(rec);
+	ship_close(rec->ship);
+	rec->ship = NULL;
+	cluster_close(rec->cluster);
+	rec->cluster = NULL;
+	close_handles(rec);
+}
+
+static void rec_finish(struct rec *rec)
+{
+	uv_timer_stop(&rec->flush_timer);
+	uv_timer_stop(&rec->flush_more);
+	final_flush(rec);
+	if (rec->ship || rec->cluster) {
+		/* Every room is closed: let the leases go, ship what is committed (bounded). */
+		rec->pg_pending = 1 + (rec->ship != NULL) + (rec->cluster != NULL);
+		if (rec->cluster)
+			cluster_stop(rec->cluster, REC_PG_STOP_MS, pg_stop_step, rec);
+		if (rec->ship)
+			ship_stop(rec->ship, REC_PG_STOP_MS, pg_stop_step, rec);
+		pg_stop_step(rec);
+		return;
+	}
+	close_handles(rec);
+}
+
+static void close_handles(struct rec *rec)
+{
 	uv_close((uv_handle_t *)&rec->tick_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&rec->flush_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&rec->flush_more, on_handle_closed);
@@ -568,6 +655,8 @@ static void on_room_gone(void *user_data)
 	struct rec *rec = rr->rec;
 	rec->received_gone += room_stats(rr->room)->received;
 	rec->foreign_gone += room_stats(rr->room)->foreign;
+	if (rec->cluster)
+		cluster_room_gone(rec->cluster, rr->rp->pf, rr->id);
 	list_remove(&rr->link);
 	rec->n_rooms--;
 	free(rr->label);
@@ -697,8 +786,11 @@ static int add_room(struct rec *rec, const struct conf_room *want, const char *l
 		rr->stored = true;
 		rc = store_room(rec->store, rp->pf->name, want->id, 0, label, (int64_t)wall_ms());
 	}
+	if (rec->ship)
+		ship_rooms_changed(rec->ship);
 	if (start) {
-		log_info("room %s: added to the configuration", room_name(rr->room));
+		log_info("room %s: %s", room_name(rr->room),
+			 rec->cluster ? "lease taken, recording" : "added to the configuration");
 		room_start(rr->room);
 	}
 	return rc;
@@ -752,10 +844,11 @@ static int set_rooms(struct rec *rec, const struct conf_room *want, size_t n, bo
 			: j == n   ? -1
 				   : cmp_key(cur[i]->rp->pf, cur[i]->id, w[j]->platform, w[j]->id);
 		if (c < 0) {
-			if (start) /* a reload */
-				log_info("room %s: removed from the configuration",
-					 room_name(cur[i]->room));
-			room_stop(cur[i++]->room, "removed");
+			if (start) /* a reload, or the leases changed */
+				log_info("room %s: %s", room_name(cur[i]->room),
+					 rec->cluster ? "lease given up or lost, stopping"
+						      : "removed from the configuration");
+			room_stop(cur[i++]->room, rec->cluster ? "lease moved" : "removed");
 			ch->removed++;
 			continue;
 		}
@@ -791,6 +884,8 @@ static int set_rooms(struct rec *rec, const struct conf_room *want, size_t n, bo
 				     (int64_t)wall_ms());
 		if (err < 0)
 			rc = err;
+		if (rec->ship)
+			ship_rooms_changed(rec->ship);
 	}
 out:
 	free(cur);
@@ -882,8 +977,21 @@ static void rec_reload(struct rec *rec)
 		}
 	}
 
-	struct room_changes ch;
-	int rc = set_rooms(rec, next.rooms, next.n_rooms, true, &ch);
+	if (!same_str(next.pg_url, rec->opt.pg_url) || !same_str(next.node, rec->opt.node) ||
+	    next.cluster_mode != rec->opt.cluster_mode || next.lease_s != rec->opt.lease_s ||
+	    next.max_rooms != rec->opt.max_rooms ||
+	    next.keep_local_days != rec->opt.keep_local_days ||
+	    !same_str(next.pg_password, rec->opt.pg_password))
+		log_warn("reload: [postgresql] or [cluster] changed; restart to use them");
+	struct room_changes ch = {0};
+	int rc;
+	if (rec->cluster) {
+		/* Shard: the configuration is what this node offers; the leases decide. */
+		rc = cluster_offer(rec->cluster, next.rooms, next.n_rooms);
+		ch.kept = rec->n_rooms;
+	} else {
+		rc = set_rooms(rec, next.rooms, next.n_rooms, true, &ch);
+	}
 	if (rc < 0)
 		log_err("reload: %s; some rooms were not updated", strerror(-rc));
 	rec->opt.conf = NULL; /* valid only during the reload callback's call */
@@ -937,9 +1045,12 @@ static int open_store(struct rec *rec)
 	char err[512];
 	/* busy_timeout 0: a locked database fails the flush at once (the queue is kept and
 	 * retried on the next tick) instead of blocking the loop. */
-	struct store_options so = {.max_queue_bytes = (size_t)rec->opt.max_queue_mb << 20,
-				   .busy_timeout_ms = 0,
-				   .fts = rec->opt.fts};
+	struct store_options so = {
+		.max_queue_bytes = (size_t)rec->opt.max_queue_mb << 20,
+		.busy_timeout_ms = 0,
+		.fts = rec->opt.fts,
+		/* keep_local_days deletes shipped rows: let a new file shrink after them */
+		.reclaim_space = rec->opt.pg_url && rec->opt.keep_local_days >= 0};
 	int rc = store_open(rec->opt.db_path, &so, &rec->store, err, sizeof(err));
 	if (rc < 0) {
 		log_err("database %s: %s", rec->opt.db_path, err);
@@ -1073,6 +1184,66 @@ static int open_platform(struct rec *rec, struct rec_platform *rp)
 	return 0;
 }
 
+/* Shard mode: the leases say which rooms this node records. */
+static void on_cluster_rooms(void *user_data, const struct conf_room *rooms, size_t n)
+{
+	struct rec *rec = user_data;
+	if (rec->stopping)
+		return;
+	struct room_changes ch;
+	if (set_rooms(rec, rooms, n, true, &ch) < 0)
+		log_err("cluster: out of memory; some rooms were not started or stopped");
+	uint64_t tick = tick_interval_ms(rec); /* a platform's first room may bring its own */
+	uv_timer_start(&rec->tick_timer, on_tick, tick, tick);
+	if (ch.added || ch.removed)
+		log_info("cluster: recording %zu rooms (%zu taken, %zu given up)",
+			 ch.added + ch.kept + ch.relabelled, ch.added, ch.removed);
+}
+
+static const struct cluster_callbacks cluster_cb = {.set_rooms = on_cluster_rooms};
+
+/* [postgresql]: the shipper, and in shard mode the leases. Nothing connects before the
+ * loop runs. */
+static int open_pg(struct rec *rec)
+{
+	const struct rec_options *o = &rec->opt;
+	if (!o->pg_url)
+		return 0;
+	char err[256];
+	bool shard = o->cluster_mode == CONF_CLUSTER_SHARD;
+	struct ship_options so = {.db_path = o->db_path,
+				  .conninfo = o->pg_url,
+				  .password = o->pg_password,
+				  .node = o->node,
+				  .mode = shard ? "shard" : "mirror",
+				  .keep_local_days = o->keep_local_days};
+	int rc = ship_create(rec->loop, rec->net, rec->store, &so, &rec->ship, err, sizeof(err));
+	if (rc < 0) {
+		log_err("%s", err);
+		return rc;
+	}
+	if (shard) {
+		struct cluster_options co = {.conninfo = o->pg_url,
+					     .password = o->pg_password,
+					     .node = o->node,
+					     .lease_s = o->lease_s ? o->lease_s : 30,
+					     .max_rooms = o->max_rooms};
+		rc = cluster_create(rec->loop, rec->net, &co, &cluster_cb, rec, &rec->cluster, err,
+				    sizeof(err));
+		if (rc == 0)
+			rc = cluster_offer(rec->cluster, o->rooms, o->n_rooms);
+		if (rc < 0) {
+			log_err("%s", rc == -ENOMEM ? "out of memory" : err);
+			return rc;
+		}
+	}
+	log_info("postgresql: shipping to %s as node %s (%s%s)", "the configured server", o->node,
+		 shard ? "shard" : "mirror",
+		 o->keep_local_days >= 0 ? ", local rows kept only until shipped and old enough"
+					 : "");
+	return 0;
+}
+
 static int open_net(struct rec *rec)
 {
 	int rc = net_ctx_create(rec->loop, &rec->net);
@@ -1153,9 +1324,10 @@ int rec_create(uv_loop_t *loop, const struct rec_options *opt, struct rec **out)
 		return -ENOMEM;
 	struct room_changes ch;
 	int rc;
+	bool shard = opt->pg_url && opt->cluster_mode == CONF_CLUSTER_SHARD;
 	if ((rc = lock_database(rec)) < 0 || (rc = open_store(rec)) < 0 ||
-	    (rc = open_net(rec)) < 0 ||
-	    (rc = set_rooms(rec, opt->rooms, opt->n_rooms, false, &ch)) < 0 ||
+	    (rc = open_net(rec)) < 0 || (rc = open_pg(rec)) < 0 ||
+	    (!shard && (rc = set_rooms(rec, opt->rooms, opt->n_rooms, false, &ch)) < 0) ||
 	    (rc = open_service(rec)) < 0) {
 		if (rc == -ENOMEM)
 			log_err("out of memory");
@@ -1166,6 +1338,10 @@ int rec_create(uv_loop_t *loop, const struct rec_options *opt, struct rec **out)
 			room_stop(rr_of(pos)->room, "not started");
 		}
 		close_platforms(rec);
+		ship_close(rec->ship);
+		rec->ship = NULL;
+		cluster_close(rec->cluster);
+		rec->cluster = NULL;
 		if (rec->net)
 			net_ctx_close(rec->net);
 		uv_run(loop, UV_RUN_DEFAULT);
@@ -1173,8 +1349,17 @@ int rec_create(uv_loop_t *loop, const struct rec_options *opt, struct rec **out)
 		return rc;
 	}
 	arm_timers_and_signals(rec);
-	log_info("recording %zu rooms into %s (flush %u ms)", rec->n_rooms, opt->db_path,
-		 opt->flush_ms);
+	if (shard)
+		log_info("shard node %s: offering %zu rooms; recording the ones leased to it, into "
+			 "%s (flush %u ms)",
+			 opt->node, opt->n_rooms, opt->db_path, opt->flush_ms);
+	else
+		log_info("recording %zu rooms into %s (flush %u ms)", rec->n_rooms, opt->db_path,
+			 opt->flush_ms);
+	if (rec->ship)
+		ship_start(rec->ship);
+	if (rec->cluster)
+		cluster_start(rec->cluster);
 	struct list *pos, *tmp;
 	each_room(pos, tmp, rec)
 	{

@@ -510,7 +510,7 @@ static const struct migration_step migrations[STORE_SCHEMA_VERSION][5] = {
      {schema_views_v3b, NULL}, {schema_views_v3c, NULL}},
 };
 
-enum op_kind { OP_ROOM, OP_SESSION_BEGIN, OP_SESSION_JOINED, OP_SESSION_END, OP_MESSAGE };
+enum op_kind { OP_ROOM, OP_SESSION_BEGIN, OP_SESSION_JOINED, OP_SESSION_END, OP_MESSAGE, OP_SHIPPED };
 
 /* Strings an op carries, in this order, right after its fixed part (each op kind uses the first
  * few). Lengths are in op.len[]; OP_NULL for SQL NULL. No NUL terminators: every bind passes
@@ -549,6 +549,9 @@ struct op {
 		struct {
 			int64_t room_id, ts, session_id, uid, level;
 		} msg;
+		struct {
+			int64_t messages_id, sessions_id, now;
+		} shipped;
 	} u;
 	char str[];
 };
@@ -612,6 +615,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
+	sqlite3_stmt *st_shipped; /* prepared by store_shipping_get (the table exists then) */
+	bool reclaim;             /* auto_vacuum is INCREMENTAL: freed pages can be given back */
 	struct block *head, *tail; /* the queue; head == NULL when no block is held */
 	size_t pos;                /* offset in head of the first op not yet committed */
 	struct block *spare;       /* a finished block kept for the next append (not counted) */
@@ -1046,6 +1051,14 @@ int store_open(const char *path, const struct store_options *opt, struct store *
 	rc = set_pragmas(s, opt ? opt->busy_timeout_ms : 0);
 	if (rc < 0)
 		goto fail;
+	/* A new database that will give rows back (store_retain) can give their pages back to
+	 * the file system too: auto_vacuum can only be chosen before the first table. */
+	int64_t tables;
+	rc = query_int(s, "SELECT count(*) FROM sqlite_master", &tables);
+	if (rc == 0 && tables == 0 && opt && opt->reclaim_space)
+		rc = exec(s, "PRAGMA auto_vacuum = INCREMENTAL", "auto_vacuum");
+	if (rc < 0)
+		goto fail;
 	bool created;
 	rc = migrate(s, &created);
 	if (rc < 0)
@@ -1063,6 +1076,11 @@ int store_open(const char *path, const struct store_options *opt, struct store *
 	if (rc < 0)
 		goto fail;
 	s->next_session_id = max_id + 1;
+	int64_t av;
+	rc = query_int(s, "PRAGMA auto_vacuum", &av);
+	if (rc < 0)
+		goto fail;
+	s->reclaim = av == 2;
 	rc = prepare_all(s);
 	if (rc < 0)
 		goto fail;
@@ -1082,6 +1100,7 @@ void store_close(struct store *s)
 		return;
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->st[i]);
+	sqlite3_finalize(s->st_shipped);
 	sqlite3_close(s->db);
 	free(s->counts);
 	struct block *b = s->head;
@@ -1354,6 +1373,14 @@ static sqlite3_stmt *bind_op(struct store *s, const struct op *o, int *rc)
 		r |= sqlite3_bind_int64(st, 2, o->u.end.ts);
 		r |= bind_str(st, 3, p[0], n[0]);
 		break;
+	case OP_SHIPPED:
+		op_strings(o, 1, p);
+		st = s->st_shipped;
+		r |= bind_str(st, 1, p[0], n[0]);
+		r |= sqlite3_bind_int64(st, 2, o->u.shipped.messages_id);
+		r |= sqlite3_bind_int64(st, 3, o->u.shipped.sessions_id);
+		r |= sqlite3_bind_int64(st, 4, o->u.shipped.now);
+		break;
 	case OP_MESSAGE:
 		op_strings(o, OP_MAX_STR, p);
 		st = s->st[ST_MESSAGE];
@@ -1477,6 +1504,8 @@ static void clear_bindings(struct store *s)
 	for (int i = ST_ROOM; i < ST_COUNT; i++)
 		if (s->st[i])
 			sqlite3_clear_bindings(s->st[i]);
+	if (s->st_shipped)
+		sqlite3_clear_bindings(s->st_shipped);
 }
 
 /*
@@ -1677,4 +1706,142 @@ int store_lock(const char *path, bool create, char *err, size_t errlen)
 		snprintf(err, errlen, "database is in use by another process");
 	close(fd);
 	return -EBUSY;
+}
+
+/* ---- shipping to another store (ship.c): how far it got, and local retention ---- */
+
+static const char shipping_sql[] =
+	"CREATE TABLE IF NOT EXISTS shipping (  -- how far rows were copied to another store\n"
+	"  target       TEXT PRIMARY KEY,         -- PostgreSQL: its danmakud_schema.store_id\n"
+	"  messages_id  INTEGER NOT NULL DEFAULT 0, -- every message with id <= this is there\n"
+	"  sessions_id  INTEGER NOT NULL DEFAULT 0, -- no session below this changes unshipped\n"
+	"  updated_at   INTEGER\n"
+	")";
+
+int store_shipping_get(struct store *s, const char *target, int64_t *messages_id,
+		       int64_t *sessions_id)
+{
+	int rc = exec(s, shipping_sql, "create the shipping table");
+	if (rc < 0)
+		return rc;
+	if (!s->st_shipped) {
+		int r = sqlite3_prepare_v3(
+			s->db,
+			"INSERT INTO shipping(target, messages_id, sessions_id, updated_at) "
+			"VALUES(?1, ?2, ?3, ?4) ON CONFLICT(target) DO UPDATE SET "
+			"messages_id = excluded.messages_id, sessions_id = excluded.sessions_id, "
+			"updated_at = excluded.updated_at",
+			-1, SQLITE_PREPARE_PERSISTENT, &s->st_shipped, NULL);
+		if (r != SQLITE_OK)
+			return db_fail(s, r, "prepare shipping");
+	}
+	sqlite3_stmt *st;
+	int r = sqlite3_prepare_v2(
+		s->db, "SELECT messages_id, sessions_id FROM shipping WHERE target = ?1", -1, &st,
+		NULL);
+	if (r != SQLITE_OK)
+		return db_fail(s, r, "read shipping");
+	sqlite3_bind_text(st, 1, target, -1, SQLITE_STATIC);
+	*messages_id = *sessions_id = 0;
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW) {
+		*messages_id = sqlite3_column_int64(st, 0);
+		*sessions_id = sqlite3_column_int64(st, 1);
+		r = SQLITE_DONE;
+	}
+	sqlite3_finalize(st);
+	return r == SQLITE_DONE ? 0 : db_fail(s, r, "read shipping");
+}
+
+int store_shipped(struct store *s, const char *target, int64_t messages_id, int64_t sessions_id,
+		  int64_t now_ms)
+{
+	if (!s->st_shipped || !target)
+		return -EINVAL;
+	size_t len = strlen(target);
+	int err;
+	struct op *o = op_alloc(s, OP_SHIPPED, len, false, &err);
+	if (!o)
+		return err;
+	char *cur = o->str;
+	o->u.shipped.messages_id = messages_id;
+	o->u.shipped.sessions_id = sessions_id;
+	o->u.shipped.now = now_ms;
+	op_put(o, 0, &cur, target, len);
+	return 0;
+}
+
+/*
+ * The oldest max_rows messages that may go: shipped, older than before_ts, and never the
+ * newest row (SQLite gives a new row max(id) + 1: were the newest deleted, ids would be
+ * reused below what was shipped, and those rows never shipped). The full-text index forgets
+ * them first (our connection runs no triggers).
+ */
+#define RETAIN_PICK                                                                              \
+	"SELECT id FROM messages WHERE id <= ?1 AND id < (SELECT max(id) FROM messages) "        \
+	"ORDER BY id LIMIT ?3"
+
+int store_retain(struct store *s, int64_t shipped_id, int64_t before_ts, size_t max_rows)
+{
+	if (s->txn.open)
+		return -EAGAIN;
+	static const char fts_sql[] =
+		"INSERT INTO messages_fts(messages_fts, rowid, text) SELECT 'delete', id, text "
+		"FROM messages WHERE id IN (" RETAIN_PICK ") AND ts < ?2 AND text IS NOT NULL";
+	static const char del_sql[] =
+		"DELETE FROM messages WHERE id IN (" RETAIN_PICK ") AND ts < ?2";
+	int rc = exec(s, "BEGIN IMMEDIATE", "retain: begin");
+	if (rc < 0)
+		return rc;
+	int deleted = 0;
+	for (int i = s->has_fts ? 0 : 1; i < 2; i++) {
+		sqlite3_stmt *st;
+		int r = sqlite3_prepare_v2(s->db, i ? del_sql : fts_sql, -1, &st, NULL);
+		if (r == SQLITE_OK) {
+			sqlite3_bind_int64(st, 1, shipped_id);
+			sqlite3_bind_int64(st, 2, before_ts);
+			sqlite3_bind_int64(st, 3, (int64_t)max_rows);
+			r = sqlite3_step(st);
+			sqlite3_finalize(st);
+			r = r == SQLITE_DONE ? SQLITE_OK : r;
+		}
+		if (r != SQLITE_OK) {
+			rc = db_fail(s, r, "retain");
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			return rc;
+		}
+		if (i == 1)
+			deleted = sqlite3_changes(s->db);
+	}
+	rc = exec(s, "COMMIT", "retain: commit");
+	if (rc < 0) {
+		if (!sqlite3_get_autocommit(s->db))
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+	return deleted;
+}
+
+int store_reclaim(struct store *s, unsigned pages)
+{
+	if (s->txn.open)
+		return -EAGAIN;
+	int64_t free_pages = 0;
+	int rc = 0;
+	if (s->reclaim) {
+		char sql[64];
+		snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%u)", pages ? pages : 1);
+		rc = exec(s, sql, "incremental vacuum");
+		if (rc == 0)
+			rc = query_int(s, "PRAGMA freelist_count", &free_pages);
+	}
+	/* The pages went back into the WAL first: write them home and cut the WAL short. */
+	if (rc == 0 && free_pages == 0)
+		sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	return rc < 0 ? rc : (int)(free_pages > INT32_MAX ? INT32_MAX : free_pages);
+}
+
+bool store_can_reclaim(const struct store *s)
+{
+	return s->reclaim;
 }

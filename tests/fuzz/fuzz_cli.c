@@ -64,6 +64,10 @@ static void check_result(int rc, const struct cli_opts *o, const char *err, int 
 	check(!o->config || points_into(o->config, argv, argc));
 	check(!o->db || points_into(o->db, argv, argc));
 	check(!o->ca_file || points_into(o->ca_file, argv, argc));
+	check(!o->postgresql || (points_into(o->postgresql, argv, argc) &&
+				 !conf_pg_url_check(o->postgresql, strlen(o->postgresql))));
+	check(!o->node || (points_into(o->node, argv, argc) &&
+			   conf_node_valid(o->node, strlen(o->node))));
 	check(o->n_rooms <= CONF_MAX_ROOMS && (o->n_rooms == 0) == (o->rooms == NULL));
 	check(o->n_rooms < (size_t)argc);
 	for (size_t i = 0; i < o->n_rooms; i++)

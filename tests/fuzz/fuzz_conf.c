@@ -69,6 +69,16 @@ static void check_success(const struct conf *c)
 	}
 	check(b->transport >= -1 && b->transport <= 2);
 	check(b->protover == -1 || b->protover == 2 || b->protover == 3);
+	/* [postgresql], [cluster]: no cluster without a url in the file. */
+	const struct conf_postgresql *pg = &c->pg;
+	check(!pg->url || conf_pg_url_check(pg->url, strlen(pg->url)) == NULL);
+	check(!pg->password_file || pg->password_file[0]);
+	check(pg->keep_local_days >= -1 && pg->keep_local_days <= 36500);
+	check(!pg->node || conf_node_valid(pg->node, strlen(pg->node)));
+	check(pg->mode >= -1 && pg->mode <= CONF_CLUSTER_SHARD);
+	check(pg->lease_s == -1 || (pg->lease_s >= 3 && pg->lease_s <= 3600));
+	check(pg->max_rooms == -1 || (pg->max_rooms >= 1 && pg->max_rooms <= CONF_MAX_ROOMS));
+	check(pg->url || (!pg->node && pg->mode == -1 && pg->lease_s == -1 && pg->max_rooms == -1));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -91,6 +101,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		while (*p >= '0' && *p <= '9')
 			p++;
 		check(p[0] == ':' && p[1] == ' ' && p[2] != '\0');
+		/* A password in a postgres:// URL never reaches the message (no fixed text of
+		 * a message holds an '@'). */
+		const char *u = strstr(err, "postgres://");
+		check(!u || !strchr(u, '@'));
+		u = strstr(err, "postgresql://");
+		check(!u || !strchr(u, '@'));
 	}
 	conf_finish(&c);
 	check(memcmp(&c, &init, sizeof(c)) == 0);

@@ -4,6 +4,7 @@
 import os
 import re
 import signal
+import socket
 import sys
 import time
 
@@ -74,6 +75,78 @@ def max_rooms(h):
     ck.check(TOO_MANY in err, 'config plus command line: %r' % TOO_MANY, err[-300:])
 
 
+SECRET = 'hunter2-not-for-logs'
+
+
+def postgresql_options(h):
+    """[postgresql], [cluster], --postgresql and --node as --check-config sees them (issue 13):
+    the summary line, the node's default (the host name), the password file's mode check, and
+    no URL or password in any output."""
+    ck = h.ck
+
+    def write(name, text, mode=0o644):
+        path = os.path.join(h.tmp, name)
+        with open(path, 'w') as f:
+            f.write(text)
+        os.chmod(path, mode)
+        return path
+
+    def check_config(what, args, want_rc, want_out=None, want_err=None):
+        rc, out, err = h.run_danmakud(['--check-config', '-d', 'cli.db'] + args + ['1'])
+        ck.eq(rc, want_rc, '%s: exit %d' % (what, want_rc))
+        if want_out is not None:
+            ck.eq(out.strip().splitlines()[1:], want_out, '%s: the postgresql line' % what)
+        if want_err is not None:
+            ck.check(want_err in err, '%s: stderr says %r' % (what, want_err), err[-500:])
+        ck.check(SECRET not in out + err, '%s: the password is not shown' % what, out + err)
+        return out, err
+
+    url = 'postgresql://rec:%s@127.0.0.1:1/chat' % SECRET
+    conf = write('pg.conf', '[postgresql]\nurl = %s\n[cluster]\nnode = rec-a\n' % url)
+    check_config('[postgresql] url', ['-c', conf], 0, ['postgresql: yes (node rec-a, mode mirror)'])
+    check_config('--node over [cluster] node', ['-c', conf, '--node', 'rec-b'], 0,
+                 ['postgresql: yes (node rec-b, mode mirror)'])
+    check_config('no url: no postgresql line', [], 0, [])
+    host = socket.gethostname()
+    node = re.sub(r'[^A-Za-z0-9._-]', '-', host)[:63]
+    check_config('--postgresql alone: the node is the host name (%s)' % host,
+                 ['--postgresql', 'host=127.0.0.1 port=1 password=%s' % SECRET], 0,
+                 ['postgresql: yes (node %s, mode mirror)' % node])
+    shard = write('shard.conf', '[postgresql]\nurl = postgres://h/db\n[cluster]\nmode = shard\n'
+                  'lease_s = 10\nmax_rooms = 5\n')
+    check_config('shard', ['-c', shard, '--node', 'x'], 0,
+                 ['postgresql: yes (node x, mode shard, lease_s 10, max_rooms 5)'])
+    alone = write('alone.conf', '[rooms]\n2\n\n[cluster]\nnode = rec-a\n')
+    check_config('[cluster] without a url', ['-c', alone, '--postgresql', url], 2,
+                 want_err='%s:4: [cluster] needs [postgresql] url' % alone)
+    bad = write('bad.conf', '[postgresql]\nurl = mysql://rec:%s@h/db\n' % SECRET)
+    check_config('a url of another database', ['-c', bad], 2,
+                 want_err='%s:2: url: expected a postgresql:// or postgres:// URL' % bad)
+    check_config('--postgresql of another database', ['--postgresql', 'mysql://rec:%s@h/' % SECRET], 2,
+                 want_err='--postgresql: expected a postgresql:// or postgres:// URL')
+    check_config('--node with a space', ['--node', 'rec a'], 2,
+                 want_err="--node: expected 1 to 63 of A-Z a-z 0-9 . _ -, got 'rec a'")
+
+    # The password file: the first line, readable by its owner only.
+    pw = write('pgpass', SECRET + '\r\nsecond line\n', 0o640)
+    withpw = write('pw.conf', '[postgresql]\nurl = postgres://rec@h/db\npassword_file = %s\n' % pw)
+    check_config('password_file mode 0640', ['-c', withpw], 2,
+                 want_err='password_file %s: mode 0640 lets other users read a password; refused '
+                 '(chmod 600 %s)' % (pw, pw))
+    os.chmod(pw, 0o600)
+    check_config('password_file mode 0600', ['-c', withpw, '--node', 'n'], 0,
+                 ['postgresql: yes (node n, mode mirror)'])
+    write('pgpass', '\n' + SECRET + '\n', 0o600)
+    check_config('password_file with an empty first line', ['-c', withpw], 2,
+                 want_err='password_file %s: expected the password on the first line' % pw)
+    os.unlink(pw)
+    check_config('password_file missing', ['-c', withpw], 2,
+                 want_err='password_file %s: No such file or directory' % pw)
+    # Without a url the file is not read.
+    nourl = write('nourl.conf', '[postgresql]\npassword_file = %s\n' % pw)
+    check_config('password_file without a url', ['-c', nourl], 0, [])
+
+
 def body(h):
     ck = h.ck
     rc, out, err = h.run_danmakud(['--help'])
@@ -100,6 +173,7 @@ def body(h):
         ck.check(err.strip() != '', '%s: error message on stderr' % what)
 
     max_rooms(h)
+    postgresql_options(h)
 
     # A name mismatch: the cert is only for other.invalid.
     tls_failure(h, 'wrong-name', 'other_cert', ['--ca-file', h.certs()['ca']],

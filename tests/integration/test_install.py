@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """`meson install` (issue 4): a fresh configuration of this source tree with --prefix=/usr is
 installed into a DESTDIR and checked for the binary, the unit (ExecStart with the prefix's
-bindir and sysconfdir), the man page and the example config; then the same build is
-reconfigured with a temporary prefix and installed there for real, so that
-`systemd-analyze verify` can check the installed unit with its ExecStart binary present.
+bindir and sysconfdir), the template unit danmakud@.service (one instance per cluster node,
+issue 13), the man page and the example config; then the same build is reconfigured with a
+temporary prefix and installed there for real, so that `systemd-analyze verify` can check the
+installed unit and an instance of the template with their ExecStart binary present.
 Also: the installed example config passes --check-config, the man page renders without
 groff warnings, and every config key and long option is documented in the man page and the
 README."""
@@ -49,6 +50,7 @@ def body(h):
     files = {
         'binary': '/usr/bin/danmakud',
         'unit': unitdir + '/danmakud.service',
+        'template unit': unitdir + '/danmakud@.service',
         'man page': '/usr/share/man/man8/danmakud.8',
         'example config': '/usr/share/doc/danmakud/danmakud.conf.example',
     }
@@ -66,6 +68,15 @@ def body(h):
                       'SystemCallFilter=@system-service', 'MemoryDenyWriteExecute=yes'):
         ck.check(re.search(r'^%s$' % re.escape(directive), unit, re.M), 'unit: %s' % directive)
     ck.check(re.search(r'^WatchdogSec=\d+', unit, re.M), 'unit: WatchdogSec set')
+    tpath = dest + files['template unit']
+    tmpl = open(tpath, encoding='utf-8').read() if os.path.isfile(tpath) else ''
+    ck.check(re.search(r'^ExecStart=/usr/bin/danmakud -c /etc/danmakud/%i\.conf --node %i$', tmpl, re.M),
+             'template: ExecStart with the instance as config name and node', tmpl[:600])
+    ck.eq(re.findall(r'@[a-z_]+@', tmpl), [], 'template: no unsubstituted @...@')
+    for directive in ('StateDirectory=danmakud/%i', 'WorkingDirectory=%S/danmakud/%i',
+                      'RuntimeDirectory=danmakud/%i', 'Type=notify', 'DynamicUser=yes',
+                      'ProtectSystem=strict', 'SystemCallFilter=@system-service'):
+        ck.check(re.search(r'^%s$' % re.escape(directive), tmpl, re.M), 'template: %s' % directive)
 
     # The example config is valid as shipped.
     rc, out = run(h, [dest + files['binary'], '--check-config', '-c', dest + files['example config']])
@@ -117,6 +128,17 @@ def body(h):
     env = dict(os.environ, MANPATH=os.path.join(prefix, 'share', 'man'))
     rc, out = run(h, [sa, 'verify', tunit], env=env, timeout=120)
     ck.eq(rc, 0, 'systemd-analyze verify passes on the installed unit')
+    if out.strip():
+        ck.note(out.strip())
+    ttmpl = os.path.join(prefix, 'lib', 'systemd', 'system', 'danmakud@.service')
+    ck.check(os.path.isfile(ttmpl), 'non-/usr prefix: template unit next to the unit')
+    text = open(ttmpl, encoding='utf-8').read() if os.path.isfile(ttmpl) else ''
+    ck.check(('ExecStart=%s/bin/danmakud -c %s/etc/danmakud/%%i.conf --node %%i' % (prefix, prefix)) in text,
+             'non-/usr prefix: template ExecStart and config path follow the prefix')
+    # An instance name is loaded from the template next to it.
+    rc, out = run(h, [sa, 'verify', os.path.join(os.path.dirname(ttmpl), 'danmakud@rec-a.service')],
+                  env=env, timeout=120)
+    ck.check(rc == 0 and 'Unknown' not in out, 'systemd-analyze verify passes on an instance of the template', out)
     if out.strip():
         ck.note(out.strip())
 

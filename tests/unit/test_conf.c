@@ -510,11 +510,12 @@ static void test_errors(void)
 	             "12: room 9999 already listed on line 7");
 	ASSERT_FAILS("[rooms]\n7 = a\n007 = b\n", "3: room 7 already listed on line 2");
 
-	ASSERT_FAILS("[recorder]\n[logging]\n",
-	             "2: unknown section [logging] (expected [recorder], [douyu], [bilibili] or [rooms])");
-	ASSERT_FAILS("[Rooms]\n", "1: unknown section [Rooms] (expected [recorder], [douyu], "
-	                          "[bilibili] or [rooms])");
-	ASSERT_FAILS("[]\n", "1: unknown section [] (expected [recorder], [douyu], [bilibili] or [rooms])");
+#define SECTIONS "(expected [recorder], [douyu], [bilibili], [postgresql], [cluster] or [rooms])"
+	ASSERT_FAILS("[recorder]\n[logging]\n", "2: unknown section [logging] " SECTIONS);
+	ASSERT_FAILS("[Rooms]\n", "1: unknown section [Rooms] " SECTIONS);
+	ASSERT_FAILS("[]\n", "1: unknown section [] " SECTIONS);
+	ASSERT_FAILS("[postgres]\n", "1: unknown section [postgres] " SECTIONS);
+#undef SECTIONS
 	ASSERT_FAILS("[rooms\n", "1: expected '[section]', got '[rooms'");
 	ASSERT_FAILS("[rooms] # trailing\n", "1: expected '[section]', got '[rooms] # trailing'");
 	ASSERT_FAILS("[\n", "1: expected '[section]', got '['");
@@ -739,6 +740,236 @@ static void test_bilibili_section(void)
 		     "2: unknown key 'api' in [douyu] (it belongs in [bilibili])");
 }
 
+/* [postgresql] (issue 13): every key, its bounds, and the url's accepted forms. */
+static void test_postgresql_section(void)
+{
+	struct conf c;
+	conf_init(&c);
+	ASSERT(c.pg.url == NULL && c.pg.password_file == NULL && c.pg.node == NULL);
+	ASSERT_EQ(c.pg.keep_local_days, -1);
+	ASSERT_EQ(c.pg.mode, -1);
+	ASSERT_EQ(c.pg.lease_s, -1);
+	ASSERT_EQ(c.pg.max_rooms, -1);
+	ASSERT_EQ(parse(&c, "[postgresql]\n"
+			    "url = postgresql://rec:pw@db.example:5432/chat?sslmode=verify-full\n"
+			    "password_file = /etc/danmakud/pgpass\n"
+			    "keep_local_days = 7\n"),
+		  0);
+	ASSERT_STR_EQ(c.pg.url, "postgresql://rec:pw@db.example:5432/chat?sslmode=verify-full");
+	ASSERT_STR_EQ(c.pg.password_file, "/etc/danmakud/pgpass");
+	ASSERT_EQ(c.pg.keep_local_days, 7);
+	ASSERT(c.pg.node == NULL); /* [cluster] is optional */
+	ASSERT_EQ(c.pg.mode, -1);
+	ASSERT_EQ(c.pg.lease_s, -1);
+	ASSERT_EQ(c.pg.max_rooms, -1);
+	conf_finish(&c);
+	ASSERT(c.pg.url == NULL && c.pg.password_file == NULL);
+	ASSERT_EQ(c.pg.keep_local_days, -1);
+
+	/* The url's forms: either URI scheme (a bare one is libpq's "all defaults"), or
+	 * key=value settings; an '=' inside a URI or a value is fine. */
+	static const char *const good[] = {
+		"postgres://h/db",
+		"postgresql://",
+		"postgresql:///chat?host=/run/postgresql",
+		"host=db port=5432 dbname=chat",
+		"dbname = chat",
+		"service=danmakud",
+		"host=db\tdbname=chat",
+	};
+	char text[256];
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(text, sizeof(text), "[postgresql]\nurl = %s\n", good[i]);
+		ASSERT_EQ(parse(&c, text), 0);
+		ASSERT_STR_EQ(c.pg.url, good[i]);
+		conf_finish(&c);
+	}
+	ASSERT_EQ(parse(&c, "[postgresql]\nkeep_local_days = 0\n"), 0); /* 0: once shipped */
+	ASSERT_EQ(c.pg.keep_local_days, 0);
+	ASSERT(c.pg.url == NULL); /* the url may come from --postgresql */
+	conf_finish(&c);
+	ASSERT_EQ(parse(&c, "[postgresql]\nkeep_local_days = 36500\n"), 0);
+	ASSERT_EQ(c.pg.keep_local_days, 36500);
+	conf_finish(&c);
+
+	ASSERT_FAILS("[postgresql]\nkeep_local_days = -1\n",
+		     "2: keep_local_days: expected an integer between 0 and 36500, got '-1'");
+	ASSERT_FAILS("[postgresql]\nkeep_local_days = 36501\n",
+		     "2: keep_local_days: expected an integer between 0 and 36500, got '36501'");
+	ASSERT_FAILS("[postgresql]\nkeep_local_days = 7d\n",
+		     "2: keep_local_days: expected an integer between 0 and 36500, got '7d'");
+	ASSERT_FAILS("[postgresql]\npassword_file =\n", "2: password_file: expected a value");
+	ASSERT_FAILS("[postgresql]\npassword_file = a\npassword_file = b\n",
+		     "3: password_file already set on line 2");
+	ASSERT_FAILS("[postgresql]\nurl = postgres://a\n\nurl = postgres://b\n",
+		     "4: url already set on line 2");
+	ASSERT_FAILS("[recorder]\nurl = postgres://h/db\n",
+		     "2: unknown key 'url' in [recorder] (it belongs in [postgresql])");
+	ASSERT_FAILS("[cluster]\nkeep_local_days = 1\n",
+		     "2: unknown key 'keep_local_days' in [cluster] (it belongs in [postgresql])");
+	ASSERT_FAILS("[rooms]\npassword_file = x\n",
+		     "2: unknown key 'password_file' in [rooms] (it belongs in [postgresql])");
+	ASSERT_FAILS("[postgresql]\nuser = rec\n", "2: unknown key 'user' in [postgresql]");
+}
+
+/* The url may hold a password: no message shows it, whatever is wrong with it. */
+static void test_postgresql_url_not_shown(void)
+{
+#define URL_BAD "2: url: expected a postgresql:// or postgres:// URL or key=value settings " \
+		"(the value is not shown: it may hold a password)"
+	ASSERT_FAILS("[postgresql]\nurl =\n", URL_BAD);
+	ASSERT_FAILS("[postgresql]\nurl = mysql://rec:hunter2@h/db\n", URL_BAD);
+	ASSERT_FAILS("[postgresql]\nurl = POSTGRESQL://rec:hunter2@h/db\n", URL_BAD);
+	ASSERT_FAILS("[postgresql]\nurl = db.example:5432\n", URL_BAD);
+	ASSERT_FAILS("[postgresql]\nurl = =hunter2\n", URL_BAD);
+	ASSERT_FAILS("[postgresql]\nurl = 9host=x\n", URL_BAD);
+	ASSERT_FAILS("[postgresql]\nurl = hunter2\n", URL_BAD);
+#undef URL_BAD
+	ASSERT_FAILS("[postgresql]\nurl = postgres://rec:hunter2@h/\x1b" "db\n",
+		     "2: url: control character in the value (the value is not shown: it may "
+		     "hold a password)");
+	ASSERT_FAILS("[postgresql]\nurl = password=hunter2\x7f\n",
+		     "2: url: control character in the value (the value is not shown: it may "
+		     "hold a password)");
+	/* A URL with user info elsewhere: a forgotten "url =", a '=' in its query taken for
+	 * the key, a room line, a value of another key. */
+	ASSERT_FAILS("[postgresql]\npostgresql://rec:hunter2@h/db\n",
+		     "2: expected 'key = value', got '(not shown: it may hold a password)'");
+	ASSERT_FAILS("[postgresql]\npostgresql://rec:hunter2@h/db?sslmode=require\n",
+		     "2: unknown key '(not shown: it may hold a password)' in [postgresql]");
+	ASSERT_FAILS("postgres://rec:hunter2@h/db?a=b\n",
+		     "1: key '(not shown: it may hold a password)' is outside any [section]");
+	ASSERT_FAILS("[rooms]\npostgres://rec:hunter2@h/db\n",
+		     "2: room '(not shown: it may hold a password)': unknown platform (expected "
+		     "douyu or bilibili)");
+	ASSERT_FAILS("[postgresql]\nkeep_local_days = postgres://rec:hunter2@h/db\n",
+		     "2: keep_local_days: expected an integer between 0 and 36500, got '(not "
+		     "shown: it may hold a password)'");
+	ASSERT_FAILS("[douyu]\nservers = wss://a:1/ postgresql://rec:hunter2@h/db\n",
+		     "2: servers: a server is not a wss://, ws:// or tcp:// URL (not shown: it may "
+		     "hold a password)");
+	/* Without user info there is no password to hide. */
+	ASSERT_FAILS("[postgresql]\npostgres://h/db\n",
+		     "2: expected 'key = value', got 'postgres://h/db'");
+	ASSERT(conf_pg_url_check("postgres://h", 12) == NULL);
+	ASSERT(conf_pg_url_check("", 0) != NULL);
+	ASSERT(conf_pg_url_check("host", 4) != NULL);
+	ASSERT(conf_pg_url_check("host=", 5) == NULL);
+}
+
+/* [cluster] (issue 13): every key, its bounds, and that it needs a [postgresql] url. */
+static void test_cluster_section(void)
+{
+	struct conf c;
+	ASSERT_EQ(parse(&c, "[cluster]\n"
+			    "node = rec-a.example_1\n"
+			    "mode = shard\n"
+			    "lease_s = 3\n"
+			    "max_rooms = 100000\n"
+			    "[postgresql]\n"
+			    "url = host=db\n"),
+		  0);
+	ASSERT_STR_EQ(c.pg.node, "rec-a.example_1");
+	ASSERT_EQ(c.pg.mode, CONF_CLUSTER_SHARD);
+	ASSERT_EQ(c.pg.lease_s, 3);
+	ASSERT_EQ(c.pg.max_rooms, 100000);
+	ASSERT_STR_EQ(c.pg.url, "host=db");
+	conf_finish(&c);
+	ASSERT(c.pg.node == NULL);
+	ASSERT_EQ(c.pg.mode, -1);
+	ASSERT_EQ(parse(&c, "[postgresql]\nurl = postgres://h/db\n[cluster]\nmode = mirror\n"
+			    "lease_s = 3600\nmax_rooms = 1\n"),
+		  0);
+	ASSERT_EQ(c.pg.mode, CONF_CLUSTER_MIRROR);
+	ASSERT_EQ(c.pg.lease_s, 3600);
+	ASSERT_EQ(c.pg.max_rooms, 1);
+	conf_finish(&c);
+	/* Node names: 1..63 of [A-Za-z0-9._-]. */
+	char text[256], name[80];
+	memset(name, 'n', 63);
+	name[63] = '\0';
+	snprintf(text, sizeof(text), "[cluster]\nnode = %s\n[postgresql]\nurl = postgres://\n",
+		 name);
+	ASSERT_EQ(parse(&c, text), 0);
+	ASSERT_STR_EQ(c.pg.node, name);
+	conf_finish(&c);
+	ASSERT_EQ(parse(&c, "[cluster]\nnode = .\n[postgresql]\nurl = postgres://\n"), 0);
+	ASSERT_STR_EQ(c.pg.node, ".");
+	conf_finish(&c);
+#define BAD_NODE(v, shown)                                                                         \
+	ASSERT_FAILS("[postgresql]\nurl = postgres://\n[cluster]\nnode = " v "\n",                 \
+		     "4: node: expected 1 to 63 of A-Z a-z 0-9 . _ -, got '" shown "'")
+	BAD_NODE("", "");
+	BAD_NODE("rec a", "rec a");
+	BAD_NODE("rec/a", "rec/a");
+	BAD_NODE("rec:a", "rec:a");
+	BAD_NODE("节点", "节点");
+	BAD_NODE("a\x01", "a\\x01");
+	BAD_NODE("nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn",
+		 "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn..."); /* 64 */
+#undef BAD_NODE
+	ASSERT_FAILS("[postgresql]\nurl = postgres://\n[cluster]\nmode = Shard\n",
+		     "4: mode: expected mirror or shard, got 'Shard'");
+	ASSERT_FAILS("[postgresql]\nurl = postgres://\n[cluster]\nmode =\n",
+		     "4: mode: expected mirror or shard, got ''");
+	ASSERT_FAILS("[postgresql]\nurl = postgres://\n[cluster]\nlease_s = 2\n",
+		     "4: lease_s: expected an integer between 3 and 3600, got '2'");
+	ASSERT_FAILS("[postgresql]\nurl = postgres://\n[cluster]\nlease_s = 3601\n",
+		     "4: lease_s: expected an integer between 3 and 3600, got '3601'");
+	ASSERT_FAILS("[postgresql]\nurl = postgres://\n[cluster]\nmax_rooms = 0\n",
+		     "4: max_rooms: expected an integer between 1 and 100000, got '0'");
+	ASSERT_FAILS("[postgresql]\nurl = postgres://\n[cluster]\nmax_rooms = 100001\n",
+		     "4: max_rooms: expected an integer between 1 and 100000, got '100001'");
+	ASSERT_FAILS("[postgresql]\nurl = postgres://\n[cluster]\nmode = shard\nmode = mirror\n",
+		     "5: mode already set on line 4");
+	ASSERT_FAILS("[postgresql]\nnode = a\n",
+		     "2: unknown key 'node' in [postgresql] (it belongs in [cluster])");
+	ASSERT_FAILS("[recorder]\nlease_s = 30\n",
+		     "2: unknown key 'lease_s' in [recorder] (it belongs in [cluster])");
+
+	/* No url in the file: the [cluster] section that holds the first key is named. */
+	ASSERT_FAILS("[cluster]\nnode = a\n", "1: [cluster] needs [postgresql] url");
+	ASSERT_FAILS("[recorder]\n\n[cluster]\n# a comment\nmode = shard\n[cluster]\nnode = b\n",
+		     "3: [cluster] needs [postgresql] url");
+	ASSERT_FAILS("[cluster]\n[rooms]\n1\n[cluster]\nlease_s = 10\n",
+		     "4: [cluster] needs [postgresql] url");
+	ASSERT_FAILS("[cluster]\nnode = a\n[postgresql]\npassword_file = /p\nkeep_local_days = 1\n",
+		     "1: [cluster] needs [postgresql] url");
+	/* An error on an earlier line is the one reported. */
+	ASSERT_FAILS("[cluster]\nnode = a\n[recorder]\nflush_ms = 1\n",
+		     "4: flush_ms: expected an integer between 10 and 60000, got '1'");
+	/* An empty [cluster] (every key commented out, as in the example config) is fine. */
+	ASSERT_EQ(parse(&c, "[cluster]\n#node = a\n#mode = shard\n[rooms]\n1\n"), 0);
+	ASSERT(c.pg.node == NULL && c.pg.url == NULL);
+	ASSERT_EQ(c.n_rooms, 1);
+	conf_finish(&c);
+}
+
+/* The default node name: the host name with every other byte made '-', cut to 63. */
+static void test_node_names(void)
+{
+	char out[CONF_NODE_MAX + 1];
+	conf_node_from_host("rec-a.example.org", out);
+	ASSERT_STR_EQ(out, "rec-a.example.org");
+	ASSERT(conf_node_valid(out, strlen(out)));
+	conf_node_from_host("my host:1/x", out);
+	ASSERT_STR_EQ(out, "my-host-1-x");
+	conf_node_from_host("主机", out); /* six UTF-8 bytes */
+	ASSERT_STR_EQ(out, "------");
+	conf_node_from_host("", out);
+	ASSERT_STR_EQ(out, "");
+	ASSERT(!conf_node_valid(out, 0));
+	char host[200];
+	memset(host, 'h', sizeof(host) - 1);
+	host[sizeof(host) - 1] = '\0';
+	conf_node_from_host(host, out);
+	ASSERT_EQ(strlen(out), CONF_NODE_MAX);
+	ASSERT(conf_node_valid(out, strlen(out)));
+	ASSERT(!conf_node_valid(host, CONF_NODE_MAX + 1));
+	ASSERT(conf_node_valid("A-Z_a.z-0_9", 11));
+	ASSERT(!conf_node_valid("a+b", 3));
+}
+
 int main(void)
 {
 	RUN(test_init_unset);
@@ -763,5 +994,9 @@ int main(void)
 	RUN(test_many_rooms);
 	RUN(test_platform_rooms);
 	RUN(test_bilibili_section);
+	RUN(test_postgresql_section);
+	RUN(test_postgresql_url_not_shown);
+	RUN(test_cluster_section);
+	RUN(test_node_names);
 	TEST_DONE();
 }

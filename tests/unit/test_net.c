@@ -159,7 +159,7 @@ static void c_closed(struct net *n, void *ud)
 		uv_close((uv_handle_t *)&c->srv->tcp, NULL);
 }
 
-static const struct net_callbacks cbs = {c_connected, c_read, c_error, c_closed};
+static const struct net_callbacks cbs = {c_connected, c_read, c_error, c_closed, NULL};
 
 static void run_echo(const char *host, size_t payload_len)
 {
@@ -339,7 +339,7 @@ static void c_connected_quiet(struct net *n, void *ud)
 	net_close(n);
 }
 
-static const struct net_callbacks cbs_connect_only = {c_connected_quiet, c_read, c_error, c_closed};
+static const struct net_callbacks cbs_connect_only = {c_connected_quiet, c_read, c_error, c_closed, NULL};
 
 /*
  * "twoaddr.test" is 127.0.0.2 (a blackhole) then 127.0.0.1 (a server on the same port).
@@ -475,7 +475,7 @@ static void write_queue_bounded(void)
 	int len = sizeof(got);
 	uv_tcp_getsockname(&k.tcp, (struct sockaddr *)&got, &len);
 	struct flooder f = {.sink = &k};
-	static const struct net_callbacks fcbs = {f_connected, c_read, c_error, f_closed};
+	static const struct net_callbacks fcbs = {f_connected, c_read, c_error, f_closed, NULL};
 	ASSERT_EQ(net_ctx_create(&loop, &f.c.ctx), 0);
 	ASSERT_EQ(net_connect(f.c.ctx, "127.0.0.1", ntohs(got.sin_port), 5000, 0, &fcbs, &f,
 			      &f.c.n),
