@@ -263,8 +263,11 @@ static uint64_t backoff_ms(struct pg *c)
 	return base / 2 + r % (base + 1); /* base * [0.5, 1.5] */
 }
 
-static void go_down(struct pg *c, const char *why)
+static void go_down(struct pg *c, const char *why_)
 {
+	/* why may be libpq's own message buffer, which PQfinish frees */
+	char why[512];
+	one_line(why, sizeof(why), why_);
 	bool was_up = c->state == PG_UP;
 	if (c->resolver) {
 		net_close(c->resolver); /* on_closed only frees */
@@ -284,10 +287,8 @@ static void go_down(struct pg *c, const char *why)
 	uv_timer_start(&c->timer, on_retry, delay, 0);
 	if (c->req.active)
 		finish_req(c, why, "08006");
-	char line[512];
-	one_line(line, sizeof(line), why);
 	if (c->cb->on_down)
-		c->cb->on_down(c, line, c->user_data);
+		c->cb->on_down(c, why, c->user_data);
 }
 
 static void on_timeout(uv_timer_t *t)
@@ -576,17 +577,18 @@ static void notifies(struct pg *c)
 static void on_poll(uv_poll_t *h, int status, int events)
 {
 	struct pg *c = h->data;
-	if (status < 0) {
-		if (c->state == PG_UP || c->state == PG_CONNECTING)
-			go_down(c, uv_strerror(status));
-		return;
-	}
+	/* libuv reports POLLERR as UV_EBADF: libpq reads the socket's own error (a refused
+	 * connect, a reset) and says it better. */
 	if (c->state == PG_CONNECTING) {
 		connect_step(c, PQconnectPoll(c->conn));
 		return;
 	}
 	if (c->state != PG_UP)
 		return;
+	if (status < 0) {
+		go_down(c, PQconsumeInput(c->conn) ? uv_strerror(status) : PQerrorMessage(c->conn));
+		return;
+	}
 	if (events & UV_WRITABLE) {
 		if (c->req.copying) {
 			int rc = send_copy(c);
