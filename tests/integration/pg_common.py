@@ -53,34 +53,36 @@ def pg_pre(h):
 
 # --------------------------------------------------------------- PostgreSQL
 def pg_rows(pg, sql):
-    """Rows of sql as tuples of strings (NULL: ''); [] if PostgreSQL cannot answer (down, or
-    the schema is not there yet)."""
-    try:
-        out = pg.psql(sql, '-F', SEP)
-    except (RuntimeError, OSError, Exception):
-        return []
+    """Rows of sql as tuples of strings (NULL: ''). Raises RuntimeError when psql fails: a
+    final check must never pass on an empty answer to a query that failed."""
+    out = pg.psql(sql, '-F', SEP)
     return [tuple(line.split(SEP)) for line in out.split('\n') if line != '']
 
 
 def pg_try(pg, sql):
-    """(ok, rows or error text)."""
+    """(ok, rows or error text): for polls, while PostgreSQL may be down or the schema not
+    there yet."""
     try:
-        out = pg.psql(sql, '-F', SEP)
+        return True, pg_rows(pg, sql)
     except Exception as e:  # noqa: BLE001 - the message is the answer
         return False, str(e)
-    return True, [tuple(line.split(SEP)) for line in out.split('\n') if line != '']
-
-
-def pg_scalar(pg, sql):
-    rows = pg_rows(pg, sql)
-    return rows[0][0] if rows else None
 
 
 def pg_int(pg, sql):
-    v = pg_scalar(pg, sql)
+    """The integer in the first column of the first row (None: NULL or no row); raises when
+    psql fails."""
+    rows = pg_rows(pg, sql)
     try:
-        return int(v)
-    except (TypeError, ValueError):
+        return int(rows[0][0])
+    except (IndexError, ValueError):
+        return None
+
+
+def poll_int(pg, sql):
+    """pg_int for polls: None when psql fails."""
+    try:
+        return pg_int(pg, sql)
+    except Exception:  # noqa: BLE001
         return None
 
 

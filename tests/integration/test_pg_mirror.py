@@ -26,6 +26,7 @@ import pg_common as pc
 
 ROOMS = [9999, 288016, 71017]
 RATE = 25  # capture packets per second and connection: 559 packets take about 22 s
+KILL_AFTER_S = 8  # node b is killed this long after it joined
 
 
 def joined(conn_log, node, rooms):
@@ -65,7 +66,7 @@ def run(h, pg):
              'node a: the mock saw it join the 3 rooms')
     if not ck.check(a.alive(), 'node a: running'):
         return
-    ck.check(pc.wait_for(lambda: (pc.pg_int(pg, "SELECT count(*) FROM sessions "
+    ck.check(pc.wait_for(lambda: (pc.poll_int(pg, "SELECT count(*) FROM sessions "
                                                 "WHERE node = 'a'") or 0) >= 3, 30, [a]),
              'node a: its 3 sessions reached PostgreSQL')
     ck.check(pc.wait_for(lambda: pc.log_has(a, r'postgresql: .*connected'), 10, [a]),
@@ -75,10 +76,13 @@ def run(h, pg):
     tasks.add(b, 'node b')
     ck.check(pc.wait_for(lambda: joined(conn_log, 'b', ROOMS), 30, [a, b]),
              'node b: the mock saw it join the 3 rooms')
+    t_b = time.time()
     ck.check(pc.wait_for(
-        lambda: (pc.pg_int(pg, "SELECT count(*) FROM sessions WHERE node = 'b'") or 0) >= 3 and
-        (pc.pg_int(pg, "SELECT count(*) FROM messages WHERE node = 'b'") or 0) > 0, 30, [a, b]),
+        lambda: (pc.poll_int(pg, "SELECT count(*) FROM sessions WHERE node = 'b'") or 0) >= 3 and
+        (pc.poll_int(pg, "SELECT count(*) FROM messages WHERE node = 'b'") or 0) > 0, 30, [a, b]),
         'node b: its sessions and some of its messages reached PostgreSQL')
+    # Mid-stream: about a third of the 22 s replay.
+    time.sleep(max(0, KILL_AFTER_S - (time.time() - t_b)))
     if not ck.check(a.alive() and b.alive(), 'nodes a and b: running before the SIGKILL'):
         return
     b.signal(signal.SIGKILL)
