@@ -147,7 +147,7 @@ static int push_room(struct croom **v, size_t *n, size_t *cap, const struct plat
 static bool in(const struct croom *v, size_t n, const struct platform *pf, int64_t id)
 {
 	struct croom key = {pf, id, NULL};
-	return bsearch(&key, v, n, sizeof(*v), cmp_croom) != NULL;
+	return n && bsearch(&key, v, n, sizeof(*v), cmp_croom) != NULL;
 }
 
 /* The same for an unsorted list. */
@@ -197,7 +197,8 @@ static void on_round_result(struct pg *c, const PGresult *res, void *ud)
 /* The round succeeded: record got[] minus the share's excess, stop the rest. */
 static void apply_round(struct cluster *cl)
 {
-	qsort(cl->got, cl->n_got, sizeof(*cl->got), cmp_croom);
+	if (cl->n_got > 1)
+		qsort(cl->got, cl->n_got, sizeof(*cl->got), cmp_croom);
 	size_t keep = cl->n_got;
 	if (cl->share >= 0 && keep > (size_t)cl->share)
 		keep = (size_t)cl->share; /* a node joined: give the extra back */
@@ -263,8 +264,10 @@ static void apply_round(struct cluster *cl)
 	cl->held = next;
 	cl->n_held = n;
 	cl->n_got = 0;
-	qsort(cl->stopping_rooms, cl->n_stopping, sizeof(*cl->stopping_rooms), cmp_croom);
-	qsort(cl->held, cl->n_held, sizeof(*cl->held), cmp_croom);
+	if (cl->n_stopping > 1)
+		qsort(cl->stopping_rooms, cl->n_stopping, sizeof(*cl->stopping_rooms), cmp_croom);
+	if (cl->n_held > 1)
+		qsort(cl->held, cl->n_held, sizeof(*cl->held), cmp_croom);
 	tell_rec(cl);
 }
 
@@ -514,7 +517,8 @@ int cluster_offer(struct cluster *cl, const struct conf_room *rooms, size_t n)
 			free(v);
 			return -ENOMEM;
 		}
-	qsort(v, nv, sizeof(*v), cmp_croom);
+	if (nv > 1)
+		qsort(v, nv, sizeof(*v), cmp_croom);
 	size_t k = 0; /* listed twice: offered once */
 	for (size_t i = 0; i < nv; i++) {
 		if (k && cmp_croom(&v[k - 1], &v[i]) == 0) {

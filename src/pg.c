@@ -24,7 +24,7 @@
 #include "text.h"
 
 #define PG_BACKOFF_MIN_MS 500
-#define PG_BACKOFF_MAX_MS 60000
+#define PG_BACKOFF_MAX_MS 15000
 #define PG_COPY_CHUNK (64 * 1024)
 
 enum pg_state { PG_DOWN, PG_RESOLVING, PG_CONNECTING, PG_UP, PG_CLOSED };

@@ -39,6 +39,8 @@
 #define SHIP_RETAIN_CHUNK 2000
 #define SHIP_RETAIN_BUDGET_NS (5 * 1000000u)
 #define SHIP_RETRY_MS 2000
+#define SHIP_RECLAIM_EVERY_MS 10000
+#define SHIP_SEEN_EVERY_MS 5000
 #define SHIP_SCHEMA_LOCK 0x64616e6d /* pg_advisory_lock key: "danm" */
 
 enum ship_phase { SH_DOWN, SH_SETUP, SH_READY, SH_BROKEN };
@@ -82,6 +84,9 @@ struct ship {
 	uint64_t down_logged_at;
 	bool was_up, catching_up;
 	bool retain_dirty; /* rows deleted since the last reclaim finished */
+	uint64_t next_reclaim;
+	uint64_t started_ms;   /* wall clock at start: nodes.started_at (gaps reads it) */
+	uint64_t seen_sent_at; /* uv_now() of the last nodes.seen_at update */
 	uv_timer_t timer;  /* the next batch, or a retry */
 	uv_timer_t stop_timer;
 	void (*stop_done)(void *ctx);
@@ -354,7 +359,8 @@ static void batch_done(struct ship *sh)
 		if (sh->open[i].ended_at < 0)
 			sh->open[k++] = sh->open[i];
 	sh->n_open = k;
-	qsort(sh->open, sh->n_open, sizeof(*sh->open), cmp_sess);
+	if (sh->n_open > 1)
+		qsort(sh->open, sh->n_open, sizeof(*sh->open), cmp_sess);
 	sh->shipped += sh->batch_rows;
 	sh->wm = sh->batch_max_id;
 	if (sh->batch_sess_max > sh->sess_max)
@@ -435,6 +441,15 @@ static void on_batch_done(struct pg *c, const char *error, const char *sqlstate,
 	arm(sh, SHIP_RETRY_MS);
 }
 
+static void on_seen_done(struct pg *c, const char *error, const char *sqlstate, void *ud)
+{
+	struct ship *sh = ud;
+	sh->busy = false;
+	if (error && pg_is_up(sh->pg))
+		log_warn("postgresql: updating this node's row: %s", error);
+	cycle(sh);
+}
+
 static void cycle(struct ship *sh)
 {
 	if (sh->phase != SH_READY || sh->busy || !pg_is_idle(sh->pg))
@@ -462,6 +477,7 @@ static void cycle(struct ship *sh)
 		return;
 	}
 	sh->batch_rows = nm;
+	sh->seen_sent_at = uv_now(sh->loop);
 	if (nr)
 		sh->rooms_dirty = false;
 	int nc = build_sql(sh, nm, ns, nr, lo, hi);
@@ -597,11 +613,11 @@ static void setup(struct ship *sh)
 			"  room_id bigint, label text, added_at bigint, short_id bigint)\n"
 			"  ON COMMIT DELETE ROWS;\n"
 			"INSERT INTO nodes (node, mode, started_at, seen_at, version)\n"
-			"  VALUES ('%s', '%s', now(), now(), '%s')\n"
+			"  VALUES ('%s', '%s', to_timestamp(%" PRIu64 " / 1000.0), now(), '%s')\n"
 			"  ON CONFLICT (node) DO UPDATE SET mode = excluded.mode,\n"
 			"    started_at = excluded.started_at, seen_at = now(),\n"
 			"    version = excluded.version;\n",
-			sh->node, sh->mode, DANMAKUD_VERSION);
+			sh->node, sh->mode, sh->started_ms, DANMAKUD_VERSION);
 		rc |= buf_append(q, "", 1);
 		break;
 	default: {
@@ -702,6 +718,7 @@ int ship_create(uv_loop_t *loop, struct net_ctx *net, struct store *store,
 	sh->store = store;
 	sh->keep_local_days = opt->keep_local_days;
 	sh->limit = SHIP_BATCH_ROWS;
+	sh->started_ms = wall_ms();
 	sh->node = strdup(opt->node);
 	sh->mode = strdup(opt->mode ? opt->mode : "mirror");
 	buf_init(&sh->bm);
@@ -801,10 +818,15 @@ static void retain(struct ship *sh)
 	} while (n == SHIP_RETAIN_CHUNK && now_ns() - t0 < SHIP_RETAIN_BUDGET_NS);
 	if (n < 0 && n != -EAGAIN)
 		log_warn("postgresql: local retention: %s", store_last_error(sh->store));
-	if (n == 0 && sh->retain_dirty) {
-		int left = store_reclaim(sh->store, 512);
-		if (left == 0)
+	/* Deleting has caught up (a steady flood always leaves a few rows): give the pages back,
+	 * 1024 a tick, every SHIP_RECLAIM_EVERY_MS, then checkpoint and truncate the WAL. */
+	uint64_t now = uv_now(sh->loop);
+	if (n >= 0 && n < SHIP_RETAIN_CHUNK && sh->retain_dirty && now >= sh->next_reclaim) {
+		int left = store_reclaim(sh->store, 1024);
+		if (left == 0) {
 			sh->retain_dirty = false;
+			sh->next_reclaim = now + SHIP_RECLAIM_EVERY_MS;
+		}
 	}
 }
 
@@ -823,8 +845,21 @@ void ship_tick(struct ship *sh)
 			 sh->last_error, sh->backlog);
 		sh->down_logged_at = now;
 	}
-	if (sh->phase == SH_READY && sh->backlog && !sh->busy)
+	if (sh->phase == SH_READY && !sh->busy)
 		cycle(sh);
+	/* Alive, even with nothing to ship: gaps counts an open session of a node as covered
+	 * up to nodes.seen_at. Every batch updates it too. */
+	if (sh->phase == SH_READY && !sh->busy && pg_is_idle(sh->pg) &&
+	    now - sh->seen_sent_at >= SHIP_SEEN_EVERY_MS) {
+		char q[256];
+		snprintf(q, sizeof(q),
+			 "UPDATE nodes SET seen_at = now(), backlog = %" PRIu64 " WHERE node = '%s'",
+			 sh->backlog, sh->node);
+		if (pg_exec(sh->pg, q, NULL, 0, NULL, on_seen_done, sh) == 0) {
+			sh->busy = true;
+			sh->seen_sent_at = now;
+		}
+	}
 	if (!sh->stopping)
 		retain(sh);
 }

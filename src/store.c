@@ -1048,15 +1048,16 @@ int store_open(const char *path, const struct store_options *opt, struct store *
 		rc = -EROFS;
 		goto fail;
 	}
-	rc = set_pragmas(s, opt ? opt->busy_timeout_ms : 0);
-	if (rc < 0)
-		goto fail;
 	/* A new database that will give rows back (store_retain) can give their pages back to
-	 * the file system too: auto_vacuum can only be chosen before the first table. */
+	 * the file system too: auto_vacuum can only be chosen before the first table, and
+	 * before the switch to WAL. */
 	int64_t tables;
 	rc = query_int(s, "SELECT count(*) FROM sqlite_master", &tables);
 	if (rc == 0 && tables == 0 && opt && opt->reclaim_space)
 		rc = exec(s, "PRAGMA auto_vacuum = INCREMENTAL", "auto_vacuum");
+	if (rc < 0)
+		goto fail;
+	rc = set_pragmas(s, opt ? opt->busy_timeout_ms : 0);
 	if (rc < 0)
 		goto fail;
 	bool created;

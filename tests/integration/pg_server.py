@@ -73,9 +73,10 @@ class PgServer:
             raise RuntimeError('initdb failed: %s' % r.stdout.decode(errors='replace')[-2000:])
         with open(os.path.join(self.data, 'postgresql.conf'), 'a') as f:
             # Loopback only; fsync off: a test cluster, and the tests kill the server, not
-            # the machine.
+            # the machine (the OS keeps what was written). synchronous_commit stays on: an
+            # immediate shutdown must not lose a commit PostgreSQL acknowledged.
             f.write("listen_addresses = '127.0.0.1'\nport = %d\n"
-                    "unix_socket_directories = '%s'\nfsync = off\nsynchronous_commit = off\n"
+                    "unix_socket_directories = '%s'\nfsync = off\n"
                     "full_page_writes = off\nmax_connections = 50\nshared_buffers = 64MB\n"
                     "log_min_messages = warning\n" % (self.port, self.tmp))
         self.start()

@@ -1976,6 +1976,95 @@ static void last_error_never_null(void)
 	store_close(s);
 }
 
+/* ---- shipping (ship.c): the position, retention, giving pages back ---- */
+
+static void shipping_position(void)
+{
+	char p[128];
+	struct store *s;
+	sqlite3 *db;
+	ASSERT_EQ(open_capture(db_path(p, sizeof(p)), NULL, &s, &db), 0);
+	/* Queueing needs the table: refused before store_shipping_get created it. */
+	ASSERT_EQ(store_shipped(s, "t1", 5, 2, 1000), -EINVAL);
+	int64_t m = -1, se = -1;
+	ASSERT_EQ(store_shipping_get(s, "t1", &m, &se), 0);
+	ASSERT_EQ(m, 0);
+	ASSERT_EQ(se, 0);
+	ASSERT_EQ(store_shipped(s, "t1", 5, 2, 1000), 0);
+	ASSERT_EQ(store_shipped(s, "t2", 9, 4, 1000), 0);
+	ASSERT_EQ(store_shipped(s, "t1", 7, 3, 2000), 0); /* the newest wins */
+	ASSERT_EQ(store_flush(s, 0), 0);
+	ASSERT_EQ(store_shipping_get(s, "t1", &m, &se), 0);
+	ASSERT_EQ(m, 7);
+	ASSERT_EQ(se, 3);
+	ASSERT_EQ(store_shipping_get(s, "t2", &m, &se), 0);
+	ASSERT_EQ(m, 9);
+	ASSERT_EQ(q_int(db, "SELECT updated_at FROM shipping WHERE target = 't1'"), 2000);
+	/* Not part of the versioned schema: the version is unchanged. */
+	ASSERT_EQ(q_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	store_close(s);
+}
+
+static void retain_shipped_only(void)
+{
+	char p[128];
+	struct store *s;
+	sqlite3 *db;
+	struct store_options o = {.fts = STORE_FTS_ON, .reclaim_space = true};
+	ASSERT_EQ(open_capture(db_path(p, sizeof(p)), &o, &s, &db), 0);
+	ASSERT_EQ(q_int(db, "PRAGMA auto_vacuum"), 2); /* INCREMENTAL: chosen before WAL */
+	ASSERT(store_can_reclaim(s));
+	char cid[32], text[64];
+	for (int i = 1; i <= 300; i++) {
+		snprintf(cid, sizeof(cid), "c%d", i);
+		snprintf(text, sizeof(text), "chat line number %d 弹幕", i);
+		struct record r = chatrec(1, 1000 * i, cid, text);
+		ASSERT_EQ(store_append(s, &r), 0);
+	}
+	ASSERT_EQ(store_flush(s, 0), 0);
+	/* Shipped up to 200, older than ts 150000: ids 1..149 go, in chunks of 100. */
+	ASSERT_EQ(store_retain(s, 200, 150000, 100), 100);
+	ASSERT_EQ(store_retain(s, 200, 150000, 100), 49);
+	ASSERT_EQ(store_retain(s, 200, 150000, 100), 0);
+	ASSERT_EQ(q_int(db, "SELECT min(id) FROM messages"), 150);
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages"), 151);
+	ASSERT_EQ(fts_consistent(db), SQLITE_OK); /* the index forgot them too */
+	ASSERT_EQ(fts_hits(db, "\"number 12 \""), 0);
+	ASSERT_EQ(fts_hits(db, "\"number 150 \""), 1);
+	/* Everything shipped and old: every row but the newest, whose id the next follows. */
+	ASSERT_EQ(store_retain(s, 300, INT64_MAX, 1000), 150);
+	ASSERT_EQ(q_int(db, "SELECT count(*) FROM messages"), 1);
+	ASSERT_EQ(q_int(db, "SELECT max(id) FROM messages"), 300);
+	struct record r = chatrec(1, 999999, "c301", "after");
+	ASSERT_EQ(store_append(s, &r), 0);
+	ASSERT_EQ(store_flush(s, 0), 0);
+	ASSERT_EQ(q_int(db, "SELECT max(id) FROM messages"), 301);
+	ASSERT_EQ(fts_consistent(db), SQLITE_OK);
+	/* Pages go back to the file system; the WAL is cut short at the end. */
+	int left, guard = 0;
+	while ((left = store_reclaim(s, 8)) > 0 && guard++ < 10000)
+		;
+	ASSERT_EQ(left, 0);
+	ASSERT_EQ(q_int(db, "PRAGMA freelist_count"), 0);
+	/* A transaction left open by a time-bounded flush: retention waits. */
+	for (int i = 0; i < 64; i++) {
+		snprintf(cid, sizeof(cid), "d%d", i);
+		struct record d = chatrec(1, 2000000 + i, cid, "x");
+		ASSERT_EQ(store_append(s, &d), 0);
+	}
+	ASSERT_EQ(store_flush_for(s, 5000, 1), -EAGAIN);
+	ASSERT_EQ(store_retain(s, 400, INT64_MAX, 10), -EAGAIN);
+	ASSERT_EQ(store_reclaim(s, 8), -EAGAIN);
+	while (store_flush_for(s, 5000, 1) == -EAGAIN)
+		;
+	store_close(s);
+	/* Without reclaim_space a new database keeps auto_vacuum off (and says so). */
+	ASSERT_EQ(open_capture(db_path(p, sizeof(p)), NULL, &s, &db), 0);
+	ASSERT(!store_can_reclaim(s));
+	ASSERT_EQ(q_int(db, "PRAGMA auto_vacuum"), 0);
+	store_close(s);
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_store.XXXXXX");
@@ -1999,6 +2088,8 @@ int main(void)
 	RUN(queue_bound);
 	RUN(queue_blocks);
 	RUN(flush_budget);
+	RUN(shipping_position);
+	RUN(retain_shipped_only);
 	RUN(fts_fed_per_batch);
 	RUN(views);
 	RUN(migrate_v1);
