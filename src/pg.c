@@ -372,7 +372,8 @@ void pg_start(struct pg *c)
 }
 
 /* Every option the string gave, plus ours: hostaddr (resolved here), the password, an
- * application name, TCP keepalives (a dead server is noticed in about 25 s). */
+ * application name, TCP keepalives (a dead server is noticed in about 25 s), no GSS
+ * encryption unless asked for. */
 static void start_connect(struct pg *c)
 {
 	const char *keys[64], *vals[64];
@@ -399,7 +400,10 @@ static void start_connect(struct pg *c)
 						  {"keepalives_idle", "10"},
 						  {"keepalives_interval", "5"},
 						  {"keepalives_count", "3"},
-						  {"client_encoding", "UTF8"}};
+						  {"client_encoding", "UTF8"},
+						  /* Kerberos' libraries read credential caches
+						   * (blocking file I/O) to try GSS encryption */
+						  {"gssencmode", "disable"}};
 	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
 		if (opt_val(c, defaults[i][0]))
 			continue;
