@@ -156,6 +156,11 @@ def run(h, pg):
              '10 s (%d of them; delays %.2f..%.2f s)' % (len(rooms_k), victim, len(joins),
                                                          delays[0] if delays else -1,
                                                          delays[-1] if delays else -1))
+    # Renewed every lease_s / 3, a lease has at least 2/3 of lease_s left when its node dies:
+    # a room taken sooner was taken from under a live lease (0.5 s for the clocks).
+    ck.check(delays and delays[0] >= LEASE * 2.0 / 3 - 0.5,
+             'kill -9: nobody took a room before its lease could have run out (earliest %.2f s '
+             'after the kill, >= %.1f s)' % (delays[0] if delays else -1, LEASE * 2.0 / 3 - 0.5))
     ck.check(wait_stable(view, 2, 20, rest), 'settled again after the kill')
 
     # ---- SIGTERM another node that holds rooms
