@@ -348,6 +348,47 @@ def match_gaps(want, got, tol_ms):
     return matched, miss, got_left
 
 
+class View:
+    """The mock's connection log, re-read on demand, for n rooms."""
+
+    def __init__(self, path, n):
+        self.path = path
+        self.n = n
+        self.refresh()
+
+    def refresh(self):
+        self.events = read_jsonl(self.path)
+        self.hs = holds(self.events)
+        self.now = held_now(self.hs)
+        return self
+
+    def holder(self):
+        """{room: node} for rooms held by exactly one joined connection."""
+        return {int(r): lst[0].node for r, lst in self.now.items() if len(lst) == 1}
+
+    def all_held(self):
+        return len(self.holder()) == self.n and all(len(lst) == 1 for lst in self.now.values())
+
+    def last_event_ms(self):
+        return self.events[-1]['t'] if self.events else 0
+
+    def joins_after(self, t_ms, rooms, not_node):
+        """{room: first join at or after t_ms by a node other than not_node}."""
+        out = {}
+        for hd in self.hs.values():
+            r = int(hd.room)
+            if r in rooms and hd.node != not_node and hd.join is not None and hd.join >= t_ms:
+                out[r] = min(out.get(r, hd.join), hd.join)
+        return out
+
+
+def wait_stable(view, quiet_s, timeout, procs):
+    """Until all rooms are held once and the log has been quiet for quiet_s."""
+    return wait_for(lambda: view.refresh().all_held() and
+                       time.time() * 1000 - view.last_event_ms() >= quiet_s * 1000,
+                       timeout, procs, 0.25)
+
+
 def fmt_ms(ms):
     if ms is None or ms == float('inf'):
         return 'open'

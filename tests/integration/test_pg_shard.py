@@ -39,46 +39,6 @@ TOL_MS = 1000       # gap edges: the mock's clock against danmakud's timestamps,
 NODES = ('a', 'b', 'c')
 
 
-class View:
-    """The mock's connection log, re-read on demand."""
-
-    def __init__(self, path):
-        self.path = path
-        self.refresh()
-
-    def refresh(self):
-        self.events = pc.read_jsonl(self.path)
-        self.hs = pc.holds(self.events)
-        self.now = pc.held_now(self.hs)
-        return self
-
-    def holder(self):
-        """{room: node} for rooms held by exactly one joined connection."""
-        return {int(r): lst[0].node for r, lst in self.now.items() if len(lst) == 1}
-
-    def all_held(self):
-        return len(self.holder()) == N and all(len(lst) == 1 for lst in self.now.values())
-
-    def last_event_ms(self):
-        return self.events[-1]['t'] if self.events else 0
-
-    def joins_after(self, t_ms, rooms, not_node):
-        """{room: first join at or after t_ms by a node other than not_node}."""
-        out = {}
-        for hd in self.hs.values():
-            r = int(hd.room)
-            if r in rooms and hd.node != not_node and hd.join is not None and hd.join >= t_ms:
-                out[r] = min(out.get(r, hd.join), hd.join)
-        return out
-
-
-def wait_stable(view, quiet_s, timeout, procs):
-    """Until all 30 rooms are held once and the log has been quiet for quiet_s."""
-    return pc.wait_for(lambda: view.refresh().all_held() and
-                       time.time() * 1000 - view.last_event_ms() >= quiet_s * 1000,
-                       timeout, procs, 0.25)
-
-
 def body(h):
     pg = pc.pg_pre(h)
     if pg is None:
@@ -104,7 +64,7 @@ def run(h, pg):
         nodes[n] = d
         tasks.add(d, 'node ' + n)
     alive = lambda: [d for d in nodes.values() if d.alive()]  # noqa: E731
-    view = View(conn_log)
+    view = pc.View(conn_log, N)
 
     # a and b first; c joins a settled cluster: "adding a node rebalances".
     start('a')
@@ -113,14 +73,14 @@ def run(h, pg):
              'the mock saw all %d rooms connected by nodes a and b (%d)' % (N, len(view.holder())))
     if not ck.check(len(alive()) == 2, 'nodes a and b running'):
         return
-    ck.check(wait_stable(view, 3, 45, list(nodes.values())),
+    ck.check(pc.wait_stable(view, 3, 45, list(nodes.values())),
              'settled: every room held by one connection, no connection change for 3 s')
     ck.note('rooms per node, a and b: %r' % dict(sorted(collections.Counter(
         view.holder().values()).items())))
     start('c')
     pc.wait_for(lambda: 'c' in view.refresh().holder().values(), 3 * LEASE + 10,
                 list(nodes.values()), 0.25)
-    ck.check(wait_stable(view, 3, 45, list(nodes.values())) and len(alive()) == 3,
+    ck.check(pc.wait_stable(view, 3, 45, list(nodes.values())) and len(alive()) == 3,
              'node c started: settled again, all three running')
     held = view.holder()
     per_node = collections.Counter(held.values())
@@ -161,7 +121,7 @@ def run(h, pg):
     ck.check(delays and delays[0] >= LEASE * 2.0 / 3 - 0.5,
              'kill -9: nobody took a room before its lease could have run out (earliest %.2f s '
              'after the kill, >= %.1f s)' % (delays[0] if delays else -1, LEASE * 2.0 / 3 - 0.5))
-    ck.check(wait_stable(view, 2, 20, rest), 'settled again after the kill')
+    ck.check(pc.wait_stable(view, 2, 20, rest), 'settled again after the kill')
 
     # ---- SIGTERM another node that holds rooms
     held = view.holder()
@@ -186,7 +146,7 @@ def run(h, pg):
     # PG-SPEC says "released room X"; danmakud logs "cluster: let go of every lease".
     ck.check(pc.log_has(nodes[term], r'cluster: .*(releas|let go)'),
              'node %s: logs that it let its leases go on SIGTERM' % term)
-    ck.check(wait_stable(view, 2, 20, [nodes[survivor]]),
+    ck.check(pc.wait_stable(view, 2, 20, [nodes[survivor]]),
              'settled again: node %s holds every room' % survivor)
     ck.eq(collections.Counter(view.holder().values()), collections.Counter({survivor: N}),
           'node %s holds all %d rooms' % (survivor, N))
