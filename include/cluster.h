@@ -35,8 +35,10 @@ struct cluster_options {
 };
 
 struct cluster_callbacks {
-	/* Record exactly these rooms now (the ones held; labels from the offering config). */
-	void (*set_rooms)(void *user_data, const struct conf_room *rooms, size_t n);
+	/* Record exactly these rooms now (the ones held; labels from the offering config); the
+	 * others stop, their sessions ending with reason ("lease moved", "lease expired"). */
+	void (*set_rooms)(void *user_data, const struct conf_room *rooms, size_t n,
+			  const char *reason);
 };
 
 int cluster_create(uv_loop_t *loop, struct net_ctx *net, const struct cluster_options *opt,

@@ -131,7 +131,8 @@ int store_end_stale_sessions(struct store *s, const char *reason);
  * message with id <= messages_id is there, and no session with id < sessions_id changed since
  * it was shipped. get: read it (0, 0 when the target is new). shipped: queue an update, which
  * commits with the next flush (a crash in between only ships some rows twice, and the target
- * ignores those). Return 0 or a negative errno.
+ * ignores those). Return 0 or a negative errno (get: -EAGAIN while a flush transaction is
+ * open).
  */
 int store_shipping_get(struct store *s, const char *target, int64_t *messages_id,
 		       int64_t *sessions_id);

@@ -159,7 +159,7 @@ static bool listed(const struct croom *v, size_t n, const struct platform *pf, i
 	return false;
 }
 
-static void tell_rec(struct cluster *cl)
+static void tell_rec(struct cluster *cl, const char *reason)
 {
 	struct conf_room *r = calloc(cl->n_held ? cl->n_held : 1, sizeof(*r));
 	if (!r) {
@@ -168,7 +168,7 @@ static void tell_rec(struct cluster *cl)
 	}
 	for (size_t i = 0; i < cl->n_held; i++)
 		r[i] = (struct conf_room){cl->held[i].pf, cl->held[i].id, cl->held[i].label};
-	cl->cb->set_rooms(cl->user_data, r, cl->n_held);
+	cl->cb->set_rooms(cl->user_data, r, cl->n_held, reason);
 	free(r);
 }
 
@@ -268,7 +268,7 @@ static void apply_round(struct cluster *cl)
 		qsort(cl->stopping_rooms, cl->n_stopping, sizeof(*cl->stopping_rooms), cmp_croom);
 	if (cl->n_held > 1)
 		qsort(cl->held, cl->n_held, sizeof(*cl->held), cmp_croom);
-	tell_rec(cl);
+	tell_rec(cl, "lease moved");
 }
 
 static void on_round_done(struct pg *c, const char *error, const char *sqlstate, void *ud)
@@ -557,7 +557,7 @@ void cluster_tick(struct cluster *cl)
 	cl->expired = true;
 	free_rooms(cl->held, cl->n_held);
 	cl->n_held = 0;
-	tell_rec(cl);
+	tell_rec(cl, "lease expired");
 }
 
 void cluster_room_gone(struct cluster *cl, const struct platform *pf, int64_t id)

@@ -123,6 +123,7 @@ struct rec {
 	struct ship *ship;
 	struct cluster *cluster;
 	int pg_pending; /* stopping: ship/cluster steps not finished yet */
+	const char *stop_reason; /* set_rooms: the end_reason of rooms it stops ("removed") */
 };
 
 #define each_room(pos, tmp, rec) list_for_each_safe(pos, tmp, &(rec)->rooms)
@@ -848,7 +849,7 @@ static int set_rooms(struct rec *rec, const struct conf_room *want, size_t n, bo
 				log_info("room %s: %s", room_name(cur[i]->room),
 					 rec->cluster ? "lease given up or lost, stopping"
 						      : "removed from the configuration");
-			room_stop(cur[i++]->room, rec->cluster ? "lease moved" : "removed");
+			room_stop(cur[i++]->room, rec->stop_reason ? rec->stop_reason : "removed");
 			ch->removed++;
 			continue;
 		}
@@ -1185,13 +1186,17 @@ static int open_platform(struct rec *rec, struct rec_platform *rp)
 }
 
 /* Shard mode: the leases say which rooms this node records. */
-static void on_cluster_rooms(void *user_data, const struct conf_room *rooms, size_t n)
+static void on_cluster_rooms(void *user_data, const struct conf_room *rooms, size_t n,
+			     const char *reason)
 {
 	struct rec *rec = user_data;
 	if (rec->stopping)
 		return;
 	struct room_changes ch;
-	if (set_rooms(rec, rooms, n, true, &ch) < 0)
+	rec->stop_reason = reason;
+	int rc = set_rooms(rec, rooms, n, true, &ch);
+	rec->stop_reason = NULL;
+	if (rc < 0)
 		log_err("cluster: out of memory; some rooms were not started or stopped");
 	uint64_t tick = tick_interval_ms(rec); /* a platform's first room may bring its own */
 	uv_timer_start(&rec->tick_timer, on_tick, tick, tick);

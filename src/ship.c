@@ -500,7 +500,11 @@ static void on_timer(uv_timer_t *t)
 {
 	struct ship *sh = t->data;
 	if (sh->phase == SH_BROKEN) {
+		if (!pg_is_idle(sh->pg))
+			return; /* down: on_up starts the setup again */
 		sh->phase = SH_SETUP;
+		if (sh->setup_step != 3)
+			sh->setup_step = 0;
 		setup(sh);
 		return;
 	}
@@ -515,6 +519,7 @@ static void setup_failed(struct ship *sh, const char *what, const char *error)
 	log_err("postgresql: %s; retrying in 60 s (rows wait in the local database)",
 		sh->last_error);
 	sh->phase = SH_BROKEN;
+	sh->setup_step = 0;
 	arm(sh, 60000);
 }
 
@@ -631,6 +636,12 @@ static void setup(struct ship *sh)
 		}
 		int64_t floor;
 		rc = store_shipping_get(sh->store, sh->store_id, &sh->wm, &floor);
+		if (rc == -EAGAIN) { /* a flush transaction is open: in a moment */
+			sh->phase = SH_BROKEN;
+			sh->setup_step = 3;
+			arm(sh, 20);
+			return;
+		}
 		if (rc < 0) {
 			setup_failed(sh, "reading the local shipping position",
 				     store_last_error(sh->store));

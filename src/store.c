@@ -1722,6 +1722,10 @@ static const char shipping_sql[] =
 int store_shipping_get(struct store *s, const char *target, int64_t *messages_id,
 		       int64_t *sessions_id)
 {
+	/* Not inside a flush's open transaction: a rollback would take the table away from
+	 * under the prepared statement. */
+	if (s->txn.open)
+		return -EAGAIN;
 	int rc = exec(s, shipping_sql, "create the shipping table");
 	if (rc < 0)
 		return rc;
