@@ -315,9 +315,8 @@ static int build_sql(struct ship *sh, size_t n_msgs, size_t n_sess, size_t n_roo
 			"    %s(m.data)%s, m.platform, %s(m.decoded)%s, '%s', m.local_id\n"
 			"  FROM danmakud_stage_messages m\n"
 			"  LEFT JOIN sessions s ON s.node = '%s' AND s.local_id = m.session_id\n"
-			"  WHERE m.cid IS NULL OR EXISTS (SELECT 1 FROM fresh f WHERE f.platform = "
-			"m.platform\n"
-			"    AND f.room_id = m.room_id AND f.cid = m.cid)\n"
+			"  WHERE m.cid IS NULL OR (m.platform, m.room_id, m.cid) IN\n"
+			"    (SELECT platform, room_id, cid FROM fresh)\n"
 			"  ORDER BY m.local_id\n"
 			"  ON CONFLICT DO NOTHING;\n",
 			lo_ts, hi_ts, json, cast, json, cast, sh->node, sh->node);
