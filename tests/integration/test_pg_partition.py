@@ -8,7 +8,7 @@ connection log). Node a reaches PostgreSQL through a TCP relay in this test, nod
 Once the rooms are shared, the relay turns into a black hole for a (its open connection stays
 up and silent; new ones are accepted and never answered: the hard case, not a refusal). The
 heal closes the black-holed connections (FIN), as a server that lost them would; a connection
-left silent for good is noticed only by danmakud's request timeout (120 s), too long here. Judged
+left silent for good is noticed only by danmakud's request timeout (60 s), too long here. Judged
 from the mock's log:
 
 - node a stops every room it held within lease_s (+1 s) of the cut, and node b connects each
