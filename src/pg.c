@@ -127,7 +127,7 @@ int pg_create(uv_loop_t *loop, struct net_ctx *net, const struct pg_options *opt
 	c->user_data = user_data;
 	c->opts = opts;
 	c->connect_timeout_ms = opt->connect_timeout_ms ? opt->connect_timeout_ms : 10000;
-	c->request_timeout_ms = opt->request_timeout_ms ? opt->request_timeout_ms : 120000;
+	c->request_timeout_ms = opt->request_timeout_ms ? opt->request_timeout_ms : 60000;
 	const char *host = opt_val(c, "host"), *hostaddr = opt_val(c, "hostaddr");
 	const char *port = opt_val(c, "port"), *db = opt_val(c, "dbname");
 	int rc = 0;
@@ -372,8 +372,8 @@ void pg_start(struct pg *c)
 }
 
 /* Every option the string gave, plus ours: hostaddr (resolved here), the password, an
- * application name, TCP keepalives (a dead server is noticed in about 25 s), no GSS
- * encryption unless asked for. */
+ * application name, TCP keepalives and a user timeout (a dead server or path is noticed in
+ * about 25 s, 30 s with data in flight), no GSS encryption unless asked for. */
 static void start_connect(struct pg *c)
 {
 	const char *keys[64], *vals[64];
@@ -400,6 +400,8 @@ static void start_connect(struct pg *c)
 						  {"keepalives_idle", "10"},
 						  {"keepalives_interval", "5"},
 						  {"keepalives_count", "3"},
+						  /* data unacknowledged for 30 s: gone */
+						  {"tcp_user_timeout", "30000"},
 						  {"client_encoding", "UTF8"},
 						  /* Kerberos' libraries read credential caches
 						   * (blocking file I/O) to try GSS encryption */

@@ -28,6 +28,21 @@
 //                         packets, keep the socket open, ignore heartbeats
 //   --rate R              room packets per second (default: all at once)
 //   --repeat              replay forever; cids are made unique per pass
+//   --flood R             instead of the capture, send synthetic chatmsg packets at R per
+//                         second per connection; each room has one sequence number that
+//                         survives reconnects (seq 1, 2, ...), and message seq of room ROOM
+//                         has txt@=flood ROOM #seq and a cid unique per room and seq
+//                         (floodCid below); SENT <room> <total> once the room reaches
+//                         --flood-count
+//   --flood-count N       flood: stop a room after N messages (default 0: never)
+//   --conn-log F          one JSON line per connection event, appended with a synchronous
+//                         write: {"t": ms since the epoch, "room": "123" or null, "conn": id,
+//                         "path": request path, "ev": E} with E = login (loginreq arrived),
+//                         join (joingroup arrived), logout (logout arrived), close (the
+//                         connection ended; with "sent": room packets sent on it and, in
+//                         flood mode, "first"/"last": the seq range sent on it, 0 if none)
+//   --sent-log F          one JSON line per room packet with a cid, once ws handed it to
+//                         the socket: {"t", "room", "conn", "type", "cid"} (+ "seq" in flood)
 'use strict';
 
 const fs = require('fs');
@@ -47,7 +62,8 @@ try {
 // ---------------------------------------------------------------- options
 function parseArgs(argv) {
   const o = { plain: false, port: 0, split: false, closeAfter: -1, silentAfter: -1,
-    rate: 0, repeat: false, key: null, cert: null, frames: null, shared: null };
+    rate: 0, repeat: false, key: null, cert: null, frames: null, shared: null,
+    flood: 0, floodCount: 0, connLog: null, sentLog: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -62,6 +78,10 @@ function parseArgs(argv) {
       case '--silent-after': o.silentAfter = parseInt(next(), 10); break;
       case '--rate': o.rate = parseFloat(next()); break;
       case '--repeat': o.repeat = true; break;
+      case '--flood': o.flood = parseFloat(next()); break;
+      case '--flood-count': o.floodCount = parseInt(next(), 10); break;
+      case '--conn-log': o.connLog = next(); break;
+      case '--sent-log': o.sentLog = next(); break;
       case '--key': o.key = next(); break;
       case '--cert': o.cert = next(); break;
       case '--frames': o.frames = next(); break;
@@ -74,6 +94,7 @@ function parseArgs(argv) {
     o.frames = path.join(shared, 'fixtures', 'douyu', 'danmaku', 'S13-live', 'frames.jsonl');
   }
   if (!o.plain && (!o.key || !o.cert)) throw new Error('--key and --cert are required without --plain');
+  if (!(o.flood >= 0) || !(o.floodCount >= 0)) throw new Error('bad --flood or --flood-count');
   return o;
 }
 
@@ -196,6 +217,42 @@ function roomPacket(pairs, room, pass) {
   return packPacket(sttEncode(out), SERVER_TYPE);
 }
 
+// The same, also returning the packet's type and cid (null if none) for --sent-log.
+function roomPacketInfo(pairs, room, pass) {
+  const pkt = roomPacket(pairs, room, pass);
+  let cid = sttGet(pairs, 'cid');
+  if (cid !== undefined && pass > 0 && cid.length >= 8) {
+    cid = cid.slice(0, cid.length - 8) + pass.toString(16).padStart(8, '0');
+  }
+  return { pkt, type: sttGet(pairs, 'type'), cid: cid === undefined ? null : cid };
+}
+
+// --flood: message seq of a room. The cid is 32 hex digits, unique per (room, seq):
+// the room id (12 digits), f100 and the seq (16 digits).
+function floodCid(room, seq) {
+  return Number(room).toString(16).padStart(12, '0').slice(-12) + 'f100' +
+    seq.toString(16).padStart(16, '0');
+}
+
+// A chatmsg shaped like the capture's first one (every field it has), with its own rid,
+// uid, nick, text, cid and cst.
+function floodPacket(template, room, seq) {
+  const over = { rid: String(room), uid: String(100000 + (seq % 997)), nn: 'flood' + (seq % 997),
+    txt: `flood ${room} #${seq}`, cid: floodCid(room, seq), cst: String(Date.now()) };
+  const pairs = template.map(([k, v]) => [k, Object.prototype.hasOwnProperty.call(over, k) ? over[k] : v]);
+  for (const k of Object.keys(over)) if (sttGet(pairs, k) === undefined) pairs.push([k, over[k]]);
+  return packPacket(sttEncode(pairs), SERVER_TYPE);
+}
+
+// An append-only JSON-lines log written synchronously (nothing lost when the mock is killed).
+class JsonLog {
+  constructor(file) { this.fd = file ? fs.openSync(file, 'a') : -1; }
+  write(objs) {
+    if (this.fd < 0 || !objs.length) return;
+    fs.writeSync(this.fd, objs.map((o) => JSON.stringify(o) + '\n').join(''));
+  }
+}
+
 // Deterministic chunk sizes for --split: tiny pieces that cut headers, medium
 // ones that cut bodies and large ones that carry several packets.
 function* splitSizes() {
@@ -215,6 +272,12 @@ function main() {
   const capture = loadCapture(opts.frames);
   const seenRooms = new Map(); // room -> connections that joined so far
   let connSeq = 0;
+  const connLog = new JsonLog(opts.connLog);
+  const sentLog = new JsonLog(opts.sentLog);
+  const roomSeq = new Map(); // --flood: room -> last seq handed out
+  const floodTemplate = capture.find((p) => sttGet(p, 'type') === 'chatmsg') ||
+    [['type', 'chatmsg'], ['rid', '0'], ['uid', '0'], ['nn', ''], ['txt', ''], ['cid', ''],
+      ['level', '1'], ['cst', '0']];
 
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 1 << 20 });
   const onUpgrade = (req, socket, head) => {
@@ -233,12 +296,24 @@ function main() {
     return s;
   };
 
-  wss.on('connection', (ws) => {
+  wss.on('connection', (ws, req) => {
     const id = ++connSeq;
+    const reqPath = (req && req.url) || '/';
     say(`CONNECT ${id}`);
     const reader = new PacketReader();
     const st = { room: null, joined: false, loggedIn: false, sent: 0, silent: false,
-      first: false, timer: null, closed: false, replaying: false, pending: Buffer.alloc(0) };
+      first: false, timer: null, closed: false, replaying: false, pending: Buffer.alloc(0),
+      firstSeq: 0, lastSeq: 0 };
+    const connEvent = (ev, extra) => connLog.write([Object.assign(
+      { t: Date.now(), room: st.room, conn: id, path: reqPath, ev }, extra || {})]);
+    const logSent = (infos) => {
+      const t = Date.now();
+      sentLog.write(infos.filter((x) => x.cid !== null).map((x) => {
+        const o = { t, room: st.room, conn: id, type: x.type, cid: x.cid };
+        if (x.seq !== undefined) o.seq = x.seq;
+        return o;
+      }));
+    };
     // Replies that must not cut into a packet the --split replay has only
     // partly sent go through the replay's byte queue.
     const reply = (buf) => {
@@ -270,15 +345,18 @@ function main() {
       const sleep = (ms) => new Promise((r) => { st.timer = setTimeout(r, ms); });
       let groupLeft = 0; // packets left in the current unsplit message
       let group = [];
+      let groupInfo = [];
       const groupSizes = [1, 2, 3, 1, 4, 2, 7, 1, 3, 10, 2, 5]; // like the capture: 1..10
       let gi = 0;
       for (let pass = 0; !st.closed; pass++) {
         for (let i = 0; i < capture.length && !st.closed; i++) {
           if (limit >= 0 && st.sent >= limit) break;
-          const pkt = roomPacket(capture[i], room, pass);
+          const info = roomPacketInfo(capture[i], room, pass);
+          const pkt = info.pkt;
           st.sent++;
           const last = (limit >= 0 && st.sent >= limit) || (!opts.repeat && i === capture.length - 1);
           if (opts.split) {
+            logSent([info]); // --split: logged when queued
             st.pending = st.pending.length ? Buffer.concat([st.pending, pkt]) : pkt;
             if (delay > 0) {
               // paced: every packet goes out in two pieces
@@ -298,12 +376,15 @@ function main() {
           } else {
             if (groupLeft === 0) groupLeft = groupSizes[gi++ % groupSizes.length];
             group.push(pkt);
+            groupInfo.push(info);
             groupLeft--;
             if (groupLeft === 0 || last || delay > 0) {
               const msg = Buffer.concat(group);
+              const infos = groupInfo;
               group = [];
+              groupInfo = [];
               groupLeft = 0;
-              await sendRaw(msg);
+              if (await sendRaw(msg)) logSent(infos);
             }
           }
           if (delay > 0) await sleep(delay);
@@ -317,7 +398,7 @@ function main() {
         st.pending = Buffer.alloc(0);
         await sendRaw(all);
       }
-      if (group.length) await sendRaw(Buffer.concat(group));
+      if (group.length && await sendRaw(Buffer.concat(group))) logSent(groupInfo);
       if (st.closed) return;
       if (limitClose >= 0) {
         say(`KILL ${room} ${st.sent}`);
@@ -331,6 +412,45 @@ function main() {
         return;
       }
       say(`SENT ${room} ${st.sent}`);
+    };
+
+    // --flood: every 20 ms, the messages due at opts.flood per second on this connection,
+    // numbered by the room's sequence, in one ws message; the next tick is armed only once
+    // ws has handed the batch to the socket (a client that stops reading stops the flood).
+    const flood = () => {
+      const room = st.room;
+      const t0 = Date.now();
+      let done = 0;
+      const tick = async () => {
+        st.timer = null;
+        if (st.closed) return;
+        let n = Math.floor((Date.now() - t0) * opts.flood / 1000) - done;
+        let seq = roomSeq.get(room) || 0;
+        if (opts.floodCount > 0) n = Math.min(n, opts.floodCount - seq);
+        if (n > 0) {
+          const pkts = [];
+          const infos = [];
+          for (let k = 0; k < n; k++) {
+            seq++;
+            pkts.push(floodPacket(floodTemplate, room, seq));
+            infos.push({ type: 'chatmsg', cid: floodCid(room, seq), seq });
+          }
+          roomSeq.set(room, seq);
+          done += n;
+          st.sent += n;
+          if (await sendRaw(Buffer.concat(pkts))) {
+            if (!st.firstSeq) st.firstSeq = infos[0].seq;
+            st.lastSeq = seq;
+            logSent(infos);
+          }
+          if (opts.floodCount > 0 && seq >= opts.floodCount) {
+            say(`SENT ${room} ${seq}`);
+            return;
+          }
+        }
+        if (!st.closed) st.timer = setTimeout(tick, 20);
+      };
+      tick().catch((e) => say(`MOCK_ERROR ${room} ${e.message}`));
     };
 
     ws.on('message', (data, isBinary) => {
@@ -355,6 +475,7 @@ function main() {
           st.room = room;
           st.loggedIn = true;
           say(`LOGIN ${room}`);
+          connEvent('login');
           const reply = Buffer.concat([packPacket(LOGINRES, SERVER_TYPE),
             packPacket(`type@=pingreq/tick@=${Date.now()}/`, SERVER_TYPE)]);
           sendRaw(reply);
@@ -371,7 +492,9 @@ function main() {
           seenRooms.set(st.room, n);
           st.first = n === 1;
           say(`JOIN ${st.room}`);
-          replay().catch((e) => say(`MOCK_ERROR ${st.room} ${e.message}`));
+          connEvent('join');
+          if (opts.flood > 0) flood();
+          else replay().catch((e) => say(`MOCK_ERROR ${st.room} ${e.message}`));
         } else if (t === 'mrkl') {
           say(`MRKL ${st.room}`);
           if (!st.silent) reply(packPacket('type@=mrkl/', SERVER_TYPE));
@@ -380,6 +503,7 @@ function main() {
           if (!st.silent) reply(packPacket(`type@=keeplive/tick@=${sttGet(pairs, 'tick') || ''}/`, SERVER_TYPE));
         } else if (t === 'logout') {
           say(`LOGOUT ${st.room}`);
+          connEvent('logout');
           stop();
           ws.close(1000);
         } else {
@@ -387,7 +511,12 @@ function main() {
         }
       }
     });
-    ws.on('close', (code) => { stop(); say(`CLOSE ${st.room} ${code}`); });
+    ws.on('close', (code) => {
+      stop();
+      connEvent('close', opts.flood > 0 ? { code, sent: st.sent, first: st.firstSeq, last: st.lastSeq }
+        : { code, sent: st.sent });
+      say(`CLOSE ${st.room} ${code}`);
+    });
     ws.on('error', (e) => say(`WS_ERROR ${st.room} ${String(e.message).replace(/\s+/g, '_')}`));
   });
 

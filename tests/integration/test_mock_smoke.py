@@ -6,8 +6,11 @@ Python raw TCP; and --close-after / --silent-after."""
 
 import asyncio
 import collections
+import json
+import os
 import ssl
 import sys
+import time
 
 import harness
 from harness import pack, PacketReader, stt_decode, stt_get
@@ -96,6 +99,108 @@ async def client(url, room, ca=None, logout=True, expect=None, timeout=20):
     return counts, rids, closed
 
 
+async def chat_client(url, room, want, timeout=20):
+    """Logs in to `room` over ws://, joins, reads until `want` chatmsg packets, logs out and
+    closes; returns the chatmsg packets (pairs lists), in order."""
+    import websockets
+    reader = PacketReader()
+    chats = []
+    ws = await websockets.connect(url, compression=None, ping_interval=None)
+    try:
+        await ws.send(pack('type@=loginreq/roomid@=%s/' % room))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(chats) < want and loop.time() < deadline:
+            try:
+                m = await asyncio.wait_for(ws.recv(), deadline - loop.time())
+            except (asyncio.TimeoutError, websockets.exceptions.ConnectionClosed):
+                break
+            for typ, body in reader.feed(m if isinstance(m, bytes) else m.encode()):
+                p = stt_decode(body)
+                t = stt_get(p, 'type')
+                if t == 'loginres':
+                    await ws.send(pack('type@=joingroup/rid@=%s/gid@=-9999/' % room))
+                elif t == 'chatmsg' and len(chats) < want:
+                    chats.append(p)
+        await ws.send(pack('type@=logout/'))
+        await asyncio.sleep(0.2)
+    finally:
+        await ws.close()
+    return chats
+
+
+def flood_cid(room, seq):
+    """mock_douyu.js floodCid, written again: room in 12 hex digits, f100, seq in 16."""
+    return ('%012x' % room)[-12:] + 'f100' + '%016x' % seq
+
+
+def read_jsonl(path):
+    with open(path, encoding='utf-8') as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def flood_and_logs(h):
+    """mock_douyu.js --flood, --flood-count, --conn-log and --sent-log (issue 13's tests
+    see connections from the mock's side through them)."""
+    ck = h.ck
+    room = 4711
+    conn_log = os.path.join(h.tmp, 'conn.jsonl')
+    sent_log = os.path.join(h.tmp, 'sent.jsonl')
+    m = h.start_node_mock('--flood', 200, '--flood-count', 300, '--conn-log', conn_log,
+                          '--sent-log', sent_log, plain=True)
+    t0 = time.time()
+    first = asyncio.run(chat_client('ws://127.0.0.1:%d/a' % m.port, room, 120))
+    ck.check(m.wait_line(r'^CLOSE %d ' % room, 10), 'flood: first connection closed')
+    last = ([e['last'] for e in read_jsonl(conn_log) if e['ev'] == 'close'] or [0])[0]
+    ck.check(120 <= last < 300, 'flood: the first connection was sent seq 1..%d' % last)
+    second = asyncio.run(chat_client('ws://127.0.0.1:%d/b?x=1' % m.port, room, 300 - last))
+    took = time.time() - t0
+    ck.eq((len(first), len(second)), (120, 300 - last), 'flood: 120 + %d chats over two connections'
+          % (300 - last))
+    seqs = [int(stt_get(p, 'txt').rsplit('#', 1)[1]) for p in first + second]
+    ck.eq(seqs, list(range(1, 121)) + list(range(last + 1, 301)),
+          'flood: seq 1..120 on the first connection, the room sequence goes on on the second '
+          '(%d..300)' % (last + 1))
+    ck.check(m.wait_line(r'^SENT %d 300$' % room, 10), 'flood: SENT once the room reached --flood-count')
+    ck.eq([stt_get(p, 'cid') for p in first + second], [flood_cid(room, s) for s in seqs],
+          'flood: cid unique per (room, seq) as documented')
+    ck.check(all(stt_get(p, 'rid') == str(room) and stt_get(p, 'txt') == 'flood %d #%d' % (room, s)
+                 for p, s in zip(first + second, seqs)), 'flood: rid and txt')
+    ck.check(1.2 <= took <= 8, 'flood: paced at about 200/s (%d messages + reconnect in %.2f s)'
+             % (len(seqs), took))
+    ck.check(m.wait_line(r'^CLOSE %d ' % room, 10, count=2), 'flood: both connections closed')
+    ev = [e for e in read_jsonl(conn_log)]
+    ck.eq([(e['room'], e['path'], e['ev']) for e in ev],
+          [(str(room), '/a', 'login'), (str(room), '/a', 'join'), (str(room), '/a', 'logout'),
+           (str(room), '/a', 'close'), (str(room), '/b?x=1', 'login'), (str(room), '/b?x=1', 'join'),
+           (str(room), '/b?x=1', 'logout'), (str(room), '/b?x=1', 'close')],
+          'conn log: login, join, logout, close per connection, with the request path')
+    ck.check(len({e['conn'] for e in ev}) == 2 and all(
+        abs(e['t'] / 1000.0 - time.time()) < 30 for e in ev) and
+        [e['t'] for e in ev] == sorted(e['t'] for e in ev), 'conn log: two conn ids, epoch ms, in order')
+    closes = [e for e in ev if e['ev'] == 'close']
+    ck.check(len(closes) == 2 and closes[0]['first'] == 1 and closes[0]['last'] >= 120 and
+             closes[1]['first'] == closes[0]['last'] + 1 and closes[1]['last'] == 300,
+             'conn log: close events carry the seq range sent on each connection', closes)
+    sent = read_jsonl(sent_log)
+    ck.check(sent and all(s['type'] == 'chatmsg' and s['room'] == str(room) and
+                          s['cid'] == flood_cid(room, s['seq']) for s in sent),
+             'sent log: one line per chatmsg with its cid and seq')
+    ck.check([s['seq'] for s in sent][:len(seqs)] == list(range(1, len(sent) + 1))[:len(seqs)]
+             and set(seqs) <= {s['seq'] for s in sent}, 'sent log: every received seq, in order')
+
+    # The capture replay with --sent-log: the 147 chat cids.
+    sent_log2 = os.path.join(h.tmp, 'sent2.jsonl')
+    m2 = h.start_node_mock('--sent-log', sent_log2, '--conn-log', os.path.join(h.tmp, 'c2.jsonl'),
+                           plain=True)
+    chats = asyncio.run(chat_client('ws://127.0.0.1:%d/' % m2.port, 288016, 147))
+    ck.eq(len(chats), 147, 'replay: 147 chats')
+    ck.check(m2.wait_line(r'^SENT 288016 ', 10), 'replay: SENT')
+    got = [(s['room'], s['type'], s['cid']) for s in read_jsonl(sent_log2)]
+    ck.eq(got, [('288016', 'chatmsg', c[0]) for c in harness.expected_chats(h.shared)],
+          'sent log of the replay: the capture\'s 147 chat cids, in order')
+
+
 def main():
     h = harness.Harness('mock_smoke', need_danmakud=False)
 
@@ -149,6 +254,8 @@ def main():
         ck.check(not closed, 'node --silent-after: socket stays open')
         ck.eq(sum(counts.values()) - counts['loginres'] - counts['pingreq'] - counts['mrkl'], 20,
               'node --silent-after: 20 room packets then silence')
+
+        flood_and_logs(h)
 
     return h.run(body)
 
