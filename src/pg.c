@@ -507,6 +507,27 @@ static int send_copy(struct pg *c)
 	return 1;
 }
 
+/*
+ * Move what is waiting to the socket: the current COPY's data, then libpq's output buffer.
+ * Watches the socket for writing while anything is left. Returns 1 when everything is out
+ * (results can be read), 0 to wait for the socket, -1 when the connection went down.
+ */
+static int pump(struct pg *c)
+{
+	int rc = c->req.copying ? send_copy(c) : 1;
+	int f = rc < 0 ? -1 : PQflush(c->conn);
+	if (f < 0) {
+		go_down(c, PQerrorMessage(c->conn));
+		return -1;
+	}
+	bool more = rc == 0 || f == 1;
+	if (watch(c, more ? UV_READABLE | UV_WRITABLE : UV_READABLE, false) < 0) {
+		go_down(c, "poll");
+		return -1;
+	}
+	return more ? 0 : 1;
+}
+
 static void keep_error(struct pg *c, const PGresult *res)
 {
 	if (c->req.error)
@@ -544,21 +565,8 @@ static void drain(struct pg *c)
 			r->copying = true;
 			r->copy_off = 0;
 			r->copy_end = false;
-			int rc = send_copy(c);
-			if (rc < 0) {
-				go_down(c, PQerrorMessage(c->conn));
-				return;
-			}
-			int f = PQflush(c->conn);
-			if (f < 0) {
-				go_down(c, PQerrorMessage(c->conn));
-				return;
-			}
-			if (rc == 0 || f == 1) {
-				if (watch(c, UV_READABLE | UV_WRITABLE, false) < 0)
-					go_down(c, "poll");
-				return;
-			}
+			if (pump(c) <= 0)
+				return; /* down, or waiting for the socket */
 			continue;
 		}
 		if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE ||
@@ -595,24 +603,8 @@ static void on_poll(uv_poll_t *h, int status, int events)
 		go_down(c, PQconsumeInput(c->conn) ? uv_strerror(status) : PQerrorMessage(c->conn));
 		return;
 	}
-	if (events & UV_WRITABLE) {
-		if (c->req.copying) {
-			int rc = send_copy(c);
-			if (rc < 0) {
-				go_down(c, PQerrorMessage(c->conn));
-				return;
-			}
-		}
-		int f = PQflush(c->conn);
-		if (f < 0) {
-			go_down(c, PQerrorMessage(c->conn));
-			return;
-		}
-		if (f == 0 && !c->req.copying && watch(c, UV_READABLE, false) < 0) {
-			go_down(c, "poll");
-			return;
-		}
-	}
+	if ((events & UV_WRITABLE) && pump(c) < 0)
+		return;
 	if (events & UV_READABLE) {
 		if (!PQconsumeInput(c->conn)) {
 			go_down(c, PQerrorMessage(c->conn));
