@@ -71,6 +71,7 @@ struct croom {
 	const struct platform *pf;
 	int64_t id;
 	char *label;
+	bool held, handing, keep; /* apply_round's marks on got[] */
 };
 
 struct cluster {
@@ -81,7 +82,7 @@ struct cluster {
 	char *node;
 	unsigned lease_s, max_rooms;
 	bool ready;          /* LISTEN sent, the lease function exists */
-	bool busy, again, offers_dirty, stopping;
+	bool again, offers_dirty, stopping;
 	bool registered; /* the first round is done: this node is in the nodes table */
 	bool settled;    /* CLUSTER_SETTLE_MS later: rounds take leases */
 	struct croom *offers;
@@ -140,13 +141,13 @@ static int push_room(struct croom **v, size_t *n, size_t *cap, const struct plat
 	char *l = label && *label ? strdup(label) : NULL;
 	if (label && *label && !l)
 		return -ENOMEM;
-	(*v)[(*n)++] = (struct croom){pf, id, l};
+	(*v)[(*n)++] = (struct croom){.pf = pf, .id = id, .label = l};
 	return 0;
 }
 
 static bool in(const struct croom *v, size_t n, const struct platform *pf, int64_t id)
 {
-	struct croom key = {pf, id, NULL};
+	struct croom key = {.pf = pf, .id = id};
 	return n && bsearch(&key, v, n, sizeof(*v), cmp_croom) != NULL;
 }
 
@@ -194,7 +195,11 @@ static void on_round_result(struct pg *c, const PGresult *res, void *ud)
 	}
 }
 
-/* The round succeeded: record got[] minus the share's excess, stop the rest. */
+/*
+ * The round succeeded: record got[] (sorted) minus the share's excess, stop the rest. Every
+ * lookup is a binary search in a sorted list: a node may hold thousands of rooms, and this
+ * runs every lease_s / 3.
+ */
 static void apply_round(struct cluster *cl)
 {
 	if (cl->n_got > 1)
@@ -202,79 +207,66 @@ static void apply_round(struct cluster *cl)
 	size_t keep = cl->n_got;
 	if (cl->share >= 0 && keep > (size_t)cl->share)
 		keep = (size_t)cl->share; /* a node joined: give the extra back */
-	/* Keep the rooms already recorded first, so a rebalance moves the fewest. */
+	/* Keep the rooms already recorded first, so a rebalance moves the fewest; a room being
+	 * handed over stays stopped. */
 	size_t k = 0;
 	for (int pass = 0; pass < 2; pass++)
 		for (size_t i = 0; i < cl->n_got; i++) {
 			struct croom *g = &cl->got[i];
-			bool was = in(cl->held, cl->n_held, g->pf, g->id);
-			if ((pass == 0) != was || g->id < 0)
+			g->held = in(cl->held, cl->n_held, g->pf, g->id);
+			g->handing = in(cl->stopping_rooms, cl->n_stopping, g->pf, g->id);
+			if ((pass == 0) != g->held)
 				continue;
-			if (k < keep && !in(cl->stopping_rooms, cl->n_stopping, g->pf, g->id)) {
-				k++;
-			} else {
-				g->id = -g->id - 1; /* marked: not kept */
-			}
+			g->keep = k < keep && !g->handing;
+			k += g->keep;
 		}
 	struct croom *next = calloc(k ? k : 1, sizeof(*next));
 	if (!next) {
 		log_err("cluster: out of memory");
+		free_rooms(cl->got, cl->n_got);
+		cl->n_got = 0;
 		return;
 	}
 	size_t n = 0;
 	for (size_t i = 0; i < cl->n_got; i++) {
 		struct croom *g = &cl->got[i];
-		if (g->id < 0) {
-			int64_t id = -g->id - 1;
-			if (in(cl->held, cl->n_held, g->pf, id)) {
-				log_info("cluster: handing %s:%" PRId64 " over (fair share %d)",
-					 g->pf->name, id, cl->share);
-				push_room(&cl->stopping_rooms, &cl->n_stopping, &cl->cap_stopping,
-					  g->pf, id, NULL);
-			} else if (!in(cl->stopping_rooms, cl->n_stopping, g->pf, id) &&
-				   !listed(cl->gone, cl->n_gone, g->pf, id)) {
-				push_room(&cl->gone, &cl->n_gone, &cl->cap_gone, g->pf, id, NULL);
-			}
-			free(g->label);
+		if (g->keep) {
+			if (!g->held)
+				log_info("cluster: took the lease of %s:%" PRId64, g->pf->name,
+					 g->id);
+			next[n++] = *g;
 			continue;
 		}
-		if (!in(cl->held, cl->n_held, g->pf, g->id))
-			log_info("cluster: took the lease of %s:%" PRId64, g->pf->name, g->id);
-		next[n++] = *g;
+		if (g->held) { /* recorded: stop it first, let go once closed */
+			log_info("cluster: handing %s:%" PRId64 " over (fair share %d)",
+				 g->pf->name, g->id, cl->share);
+			push_room(&cl->stopping_rooms, &cl->n_stopping, &cl->cap_stopping, g->pf,
+				  g->id, NULL);
+		} else if (!g->handing && !listed(cl->gone, cl->n_gone, g->pf, g->id)) {
+			push_room(&cl->gone, &cl->n_gone, &cl->cap_gone, g->pf, g->id, NULL);
+		}
+		free(g->label);
 	}
-	/* Held before, not returned now: the lease is gone (taken after it expired, or nobody
-	 * offers the room any more): stop it; nothing to let go. */
+	/* Held before and not returned at all: the lease is gone (taken after it expired, or
+	 * nobody offers the room any more): stop it; nothing to let go. */
 	for (size_t i = 0; i < cl->n_held; i++) {
 		struct croom *h = &cl->held[i];
-		bool kept = false;
-		for (size_t j = 0; j < n && !kept; j++)
-			kept = next[j].pf == h->pf && next[j].id == h->id;
-		bool handed = in(cl->stopping_rooms, cl->n_stopping, h->pf, h->id);
-		if (!kept && !handed) {
-			bool returned = false;
-			for (size_t j = 0; j < cl->n_got && !returned; j++)
-				returned = cl->got[j].pf == h->pf && -cl->got[j].id - 1 == h->id;
-			if (!returned)
-				log_notice("cluster: lost the lease of %s:%" PRId64, h->pf->name,
-					   h->id);
-		}
+		if (!in(cl->got, cl->n_got, h->pf, h->id))
+			log_notice("cluster: lost the lease of %s:%" PRId64, h->pf->name, h->id);
 		free(h->label);
 	}
 	free(cl->held);
-	cl->held = next;
+	cl->held = next; /* sorted: a subsequence of got */
 	cl->n_held = n;
 	cl->n_got = 0;
 	if (cl->n_stopping > 1)
 		qsort(cl->stopping_rooms, cl->n_stopping, sizeof(*cl->stopping_rooms), cmp_croom);
-	if (cl->n_held > 1)
-		qsort(cl->held, cl->n_held, sizeof(*cl->held), cmp_croom);
 	tell_rec(cl, "lease moved");
 }
 
 static void on_round_done(struct pg *c, const char *error, const char *sqlstate, void *ud)
 {
 	struct cluster *cl = ud;
-	cl->busy = false;
 	if (error) {
 		free_rooms(cl->got, cl->n_got);
 		cl->n_got = 0;
@@ -364,7 +356,7 @@ static void round_start(struct cluster *cl)
 			return; /* the settle timer calls again */
 		cl->settled = true;
 	}
-	if (cl->busy || !pg_is_idle(cl->pg)) {
+	if (!pg_is_idle(cl->pg)) {
 		cl->again = true;
 		return;
 	}
@@ -390,10 +382,8 @@ static void round_start(struct cluster *cl)
 	cl->sent_at = uv_now(cl->loop);
 	cl->share = -1;
 	if (pg_exec(cl->pg, (const char *)buf_head(q), &cl->cp, nc, on_round_result,
-		    on_round_done, cl) == 0) {
-		cl->busy = true;
+		    on_round_done, cl) == 0)
 		cl->offers_dirty = false;
-	}
 }
 
 /* ---- the connection ---- */
@@ -418,7 +408,7 @@ static void on_ready_result(struct pg *c, const PGresult *res, void *ud)
 
 static void check_ready(struct cluster *cl)
 {
-	if (cl->ready || cl->busy || !pg_is_idle(cl->pg))
+	if (cl->ready || !pg_is_idle(cl->pg))
 		return;
 	/* Fails (undefined function) until the schema exists: then retried in 1 s. */
 	static const char sql[] = "LISTEN danmakud_leases;\n"
@@ -430,7 +420,6 @@ static void on_up(struct pg *c, void *ud)
 {
 	struct cluster *cl = ud;
 	cl->ready = false;
-	cl->busy = false;
 	uv_timer_stop(&cl->timer);
 	check_ready(cl);
 }
@@ -439,7 +428,6 @@ static void on_down(struct pg *c, const char *why, void *ud)
 {
 	struct cluster *cl = ud;
 	cl->ready = false;
-	cl->busy = false;
 	uv_timer_stop(&cl->timer);
 	if (cl->stop_done) {
 		void (*done)(void *) = cl->stop_done;
