@@ -52,6 +52,8 @@ struct store_stats {
 	                           * index */
 	uint64_t dropped;         /* message rows dropped because the queue was full */
 	uint64_t failed_flushes;
+	uint64_t session_edges;   /* sessions joined or ended, committed (ship.c reads the open
+	                           * sessions again when this moves) */
 };
 
 /*

@@ -59,7 +59,13 @@ struct ship {
 	char *node, *mode;
 	int keep_local_days;
 	enum ship_phase phase;
-	bool busy, stopping, rooms_dirty, rehydrate, kicked;
+	bool stopping, rooms_dirty, rehydrate;
+	/* The open sessions are read again when the store committed a join or an end since
+	 * (store_stats.session_edges), and every SHIP_SESSION_REFRESH_MS for their counts: not
+	 * at every batch, which with thousands of rooms would be thousands of lookups a flush. */
+	uint64_t edges_seen, open_read_at;
+	uint64_t batch_edges, batch_read_at;
+	bool batch_read_open;
 	int setup_step;
 	char store_id[64];
 	int schema_version;
@@ -78,11 +84,12 @@ struct ship {
 	int64_t batch_sess_max;
 	bool safe;
 	size_t limit;
+	int64_t slow_until; /* row by row up to this local id (a refused batch's last) */
 	/* stats */
 	uint64_t shipped, skipped, retained, backlog;
 	char last_error[256];
 	uint64_t down_logged_at;
-	bool was_up, catching_up;
+	bool catching_up;
 	bool retain_dirty; /* rows deleted since the last reclaim finished */
 	uint64_t next_reclaim;
 	uint64_t started_ms;   /* wall clock at start: nodes.started_at (gaps reads it) */
@@ -203,6 +210,12 @@ static int read_batch(struct ship *sh, size_t *n_msgs, size_t *n_sess, size_t *n
 	sh->n_pend = 0;
 	sh->batch_max_id = sh->wm;
 	sh->batch_sess_max = sh->sess_max;
+	struct store_stats ss; /* before the snapshot: a later edge makes the next read again */
+	store_get_stats(sh->store, &ss);
+	sh->batch_edges = ss.session_edges;
+	sh->batch_read_at = now;
+	sh->batch_read_open = sh->stopping || ss.session_edges != sh->edges_seen ||
+			      now - sh->open_read_at >= SHIP_SESSION_REFRESH_MS;
 	int rc = sqlite3_exec(sh->rd, "BEGIN", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		return -EIO;
@@ -235,7 +248,7 @@ static int read_batch(struct ship *sh, size_t *n_msgs, size_t *n_sess, size_t *n
 	if (ret == 0 && rc != SQLITE_DONE)
 		ret = -EIO;
 	sqlite3_reset(st);
-	for (size_t i = 0; ret == 0 && i < sh->n_open; i++) {
+	for (size_t i = 0; ret == 0 && sh->batch_read_open && i < sh->n_open; i++) {
 		st = sh->q_sess_one;
 		sqlite3_bind_int64(st, 1, sh->open[i].id);
 		rc = sqlite3_step(st);
@@ -365,6 +378,10 @@ static void batch_done(struct ship *sh)
 	if (sh->batch_sess_max > sh->sess_max)
 		sh->sess_max = sh->batch_sess_max;
 	sh->rehydrate = false;
+	if (sh->batch_read_open) {
+		sh->edges_seen = sh->batch_edges;
+		sh->open_read_at = sh->batch_read_at;
+	}
 	int64_t floor = sh->n_open ? sh->open[0].id : sh->sess_max + 1;
 	int rc = store_shipped(sh->store, sh->store_id, sh->wm, floor, (int64_t)wall_ms());
 	if (rc < 0)
@@ -381,23 +398,20 @@ static bool data_error(const char *sqlstate)
 static void on_batch_done(struct pg *c, const char *error, const char *sqlstate, void *ud)
 {
 	struct ship *sh = ud;
-	sh->busy = false;
 	if (!error) {
 		bool full = sh->batch_rows >= sh->limit;
 		batch_done(sh);
 		sh->last_error[0] = '\0';
-		if (sh->safe && sh->limit == 1) { /* past the row that was refused */
+		/* Row by row until past the batch that was refused, then whole batches again. */
+		if (sh->safe && (sh->limit == SHIP_BATCH_ROWS || sh->wm >= sh->slow_until)) {
 			sh->safe = false;
 			sh->limit = SHIP_BATCH_ROWS;
-		} else if (sh->safe && sh->limit == SHIP_BATCH_ROWS) {
-			sh->safe = false;
 		}
 		if (sh->catching_up && !full) {
 			log_notice("postgresql: caught up (%" PRIu64 " rows shipped since start)",
 				   sh->shipped);
 			sh->catching_up = false;
 		}
-		(void)full;
 		cycle(sh);
 		return;
 	}
@@ -414,6 +428,7 @@ static void on_batch_done(struct pg *c, const char *error, const char *sqlstate,
 			log_warn("postgresql: refused again (%s: %s); sending row by row", sqlstate,
 				 error);
 			sh->limit = 1;
+			sh->slow_until = sh->batch_max_id;
 		} else {
 			log_err("postgresql: local message %" PRId64 " refused (%s: %s); skipped, "
 				"it stays in the local database",
@@ -428,22 +443,22 @@ static void on_batch_done(struct pg *c, const char *error, const char *sqlstate,
 			} else {
 				batch_done(sh); /* a sessions-only batch: drop it */
 			}
-			sh->safe = false;
-			sh->limit = SHIP_BATCH_ROWS;
+			if (sh->wm >= sh->slow_until) {
+				sh->safe = false;
+				sh->limit = SHIP_BATCH_ROWS;
+			}
 		}
 		cycle(sh);
 		return;
 	}
 	log_warn("postgresql: a batch failed (%s: %s); retrying in %d s", sqlstate ? sqlstate : "?",
 		 error, SHIP_RETRY_MS / 1000);
-	sh->kicked = true;
 	arm(sh, SHIP_RETRY_MS);
 }
 
 static void on_seen_done(struct pg *c, const char *error, const char *sqlstate, void *ud)
 {
 	struct ship *sh = ud;
-	sh->busy = false;
 	if (error && pg_is_up(sh->pg))
 		log_warn("postgresql: updating this node's row: %s", error);
 	cycle(sh);
@@ -451,7 +466,7 @@ static void on_seen_done(struct pg *c, const char *error, const char *sqlstate, 
 
 static void cycle(struct ship *sh)
 {
-	if (sh->phase != SH_READY || sh->busy || !pg_is_idle(sh->pg))
+	if (sh->phase != SH_READY || !pg_is_idle(sh->pg))
 		return;
 	if (uv_is_active((uv_handle_t *)&sh->timer))
 		return; /* a retry or the next turn is due */
@@ -465,9 +480,8 @@ static void cycle(struct ship *sh)
 		arm(sh, SHIP_RETRY_MS);
 		return;
 	}
-	sh->kicked = false;
 	if (!nm && !ns && !nr) {
-		if (sh->stop_done && !sh->busy) {
+		if (sh->stop_done) {
 			void (*done)(void *) = sh->stop_done;
 			sh->stop_done = NULL;
 			uv_timer_stop(&sh->stop_timer);
@@ -492,7 +506,6 @@ static void cycle(struct ship *sh)
 			sh->rooms_dirty = true;
 		return;
 	}
-	sh->busy = true;
 }
 
 static void on_timer(uv_timer_t *t)
@@ -677,7 +690,6 @@ static void on_up(struct pg *c, void *ud)
 	struct ship *sh = ud;
 	sh->phase = SH_SETUP;
 	sh->setup_step = 0;
-	sh->busy = false;
 	uv_timer_stop(&sh->timer);
 	setup(sh);
 }
@@ -687,7 +699,6 @@ static void on_down(struct pg *c, const char *why, void *ud)
 	struct ship *sh = ud;
 	bool was = sh->phase == SH_READY || sh->phase == SH_SETUP;
 	sh->phase = SH_DOWN;
-	sh->busy = false;
 	uv_timer_stop(&sh->timer);
 	snprintf(sh->last_error, sizeof(sh->last_error), "%s", why);
 	uint64_t now = uv_now(sh->loop);
@@ -796,18 +807,12 @@ void ship_start(struct ship *sh)
 
 void ship_kick(struct ship *sh)
 {
-	sh->kicked = true;
 	cycle(sh);
 }
 
 void ship_rooms_changed(struct ship *sh)
 {
 	sh->rooms_dirty = true;
-}
-
-static uint64_t now_ns(void)
-{
-	return uv_hrtime();
 }
 
 /* keep_local_days: delete shipped rows in chunks for at most 5 ms a tick, then give the
@@ -817,7 +822,7 @@ static void retain(struct ship *sh)
 	if (sh->keep_local_days < 0 || sh->wm <= 0)
 		return;
 	int64_t before = (int64_t)wall_ms() - (int64_t)sh->keep_local_days * 86400000;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = uv_hrtime();
 	int n;
 	do {
 		n = store_retain(sh->store, sh->wm, before, SHIP_RETAIN_CHUNK);
@@ -825,7 +830,7 @@ static void retain(struct ship *sh)
 			sh->retained += (uint64_t)n;
 			sh->retain_dirty = true;
 		}
-	} while (n == SHIP_RETAIN_CHUNK && now_ns() - t0 < SHIP_RETAIN_BUDGET_NS);
+	} while (n == SHIP_RETAIN_CHUNK && uv_hrtime() - t0 < SHIP_RETAIN_BUDGET_NS);
 	if (n < 0 && n != -EAGAIN)
 		log_warn("postgresql: local retention: %s", store_last_error(sh->store));
 	/* Deleting has caught up (a steady flood always leaves a few rows): give the pages back,
@@ -855,20 +860,18 @@ void ship_tick(struct ship *sh)
 			 sh->last_error, sh->backlog);
 		sh->down_logged_at = now;
 	}
-	if (sh->phase == SH_READY && !sh->busy)
+	if (sh->phase == SH_READY)
 		cycle(sh);
 	/* Alive, even with nothing to ship: gaps counts an open session of a node as covered
 	 * up to nodes.seen_at. Every batch updates it too. */
-	if (sh->phase == SH_READY && !sh->busy && pg_is_idle(sh->pg) &&
+	if (sh->phase == SH_READY && pg_is_idle(sh->pg) &&
 	    now - sh->seen_sent_at >= SHIP_SEEN_EVERY_MS) {
 		char q[256];
 		snprintf(q, sizeof(q),
 			 "UPDATE nodes SET seen_at = now(), backlog = %" PRIu64 " WHERE node = '%s'",
 			 sh->backlog, sh->node);
-		if (pg_exec(sh->pg, q, NULL, 0, NULL, on_seen_done, sh) == 0) {
-			sh->busy = true;
+		if (pg_exec(sh->pg, q, NULL, 0, NULL, on_seen_done, sh) == 0)
 			sh->seen_sent_at = now;
-		}
 	}
 	if (!sh->stopping)
 		retain(sh);

@@ -630,7 +630,7 @@ struct store {
 		bool open;
 		struct block *block;
 		size_t off, rows;
-		uint64_t inserted, ignored;
+		uint64_t inserted, ignored, session_edges;
 	} txn;
 	int64_t next_session_id;
 	/* Per-flush count of inserted rows by session (open addressing; key 0 = empty), so that
@@ -1556,7 +1556,7 @@ int store_flush_for(struct store *s, size_t max_rows, uint64_t budget_ns)
 		s->txn.open = true;
 		s->txn.block = s->head;
 		s->txn.off = s->pos;
-		s->txn.rows = s->txn.inserted = s->txn.ignored = 0;
+		s->txn.rows = s->txn.inserted = s->txn.ignored = s->txn.session_edges = 0;
 	}
 	size_t n = 0;
 	while (s->txn.rows < s->stats.queued_rows && (max_rows == 0 || s->txn.rows < max_rows)) {
@@ -1585,6 +1585,8 @@ int store_flush_for(struct store *s, size_t max_rows, uint64_t budget_ns)
 			} else {
 				s->txn.ignored++;
 			}
+		} else if (o->kind == OP_SESSION_JOINED || o->kind == OP_SESSION_END) {
+			s->txn.session_edges++;
 		}
 		s->txn.off += o->size;
 		s->txn.rows++;
@@ -1627,6 +1629,7 @@ int store_flush_for(struct store *s, size_t max_rows, uint64_t budget_ns)
 	}
 	s->stats.committed += s->txn.inserted;
 	s->stats.duplicates += s->txn.ignored;
+	s->stats.session_edges += s->txn.session_edges;
 	return s->stats.queued_rows ? -EAGAIN : 0;
 
 fail:;
